@@ -1,1 +1,1 @@
-"""baodao."""
+"""The ``baodao`` command: one entry point whose subcommands live with the package they drive."""

@@ -1,0 +1,121 @@
+"""Server-side commands: ``baodao server``, ``baodao db …``, ``baodao admin …``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+logger = logging.getLogger(__name__)
+
+
+def _app():  # type: ignore[no-untyped-def]
+    from . import create_app
+
+    return create_app()
+
+
+@click.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on. 监听地址。")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on. 监听端口。")
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Upgrade the database before serving. 启动前升级数据库结构。",
+)
+def server_cmd(host: str, port: int, migrate: bool) -> None:
+    """Run the central server (development server; use gunicorn in production, see README).
+
+    运行中心服务器(开发用服务器;生产环境请用 gunicorn,见 README)。数据库由 BAODAO_DATABASE_URL 指定,
+    默认为 var/ 下的 SQLite。
+    """
+    from .config import load_config
+    from .migrate import upgrade
+
+    config = load_config()
+    if migrate:
+        upgrade(config["DATABASE_URL"])
+    app = _app()
+    click.echo(f"baodao server on http://{host}:{port}/  (database: {app.extensions['baodao_db'].backend})")
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema management. 数据库结构管理。"""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision. 目标版本。")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (BAODAO_DATABASE_URL). 将数据库迁移到指定版本。"""
+    from .config import load_config
+    from .migrate import upgrade
+
+    url = load_config()["DATABASE_URL"]
+    upgrade(url, revision)
+    click.echo(f"database at {revision}: {_redact(url)}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.group("admin")
+def admin_group() -> None:
+    """Administration: users, kiosk enrolment tokens. 管理:用户、终端注册令牌。"""
+
+
+@admin_group.command("create-user")
+@click.argument("username")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "community_staff", "unit_secretary", "auditor"]),
+    default="admin",
+    show_default=True,
+    help="Role. 角色。",
+)
+@click.option(
+    "--community", "community_code", help="Community code (community staff). 社区编码(社区工作人员)。"
+)
+@click.option("--unit", "unit_code", help="Unit code (unit secretary). 单位编码(单位书记)。")
+@click.option("--name", "display_name", help="Display name. 显示名称。")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Password (prompted when omitted). 密码(省略时提示输入)。",
+)
+def create_user(
+    username: str,
+    role: str,
+    community_code: str | None,
+    unit_code: str | None,
+    display_name: str | None,
+    password: str,
+) -> None:
+    """Create a staff account with a role and scope. 创建带角色与范围的工作人员账号。"""
+    from .accounts import AccountError
+    from .accounts import create_user as do_create
+
+    app = _app()
+    try:
+        with app.app_context(), app.extensions["baodao_db"].begin() as session:
+            user = do_create(
+                session,
+                username=username,
+                password=password,
+                role=role,
+                community_code=community_code,
+                unit_code=unit_code,
+                display_name=display_name,
+            )
+            click.echo(f"created user {user.username} ({user.role})")
+    except AccountError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,92 @@
+"""Configuration layered as defaults → file → environment → explicit overrides.
+
+The file is TOML (``BAODAO_CONFIG=/etc/baodao/server.toml``); environment variables are ``BAODAO_<KEY>``
+upper-cased. Explicit overrides (tests, ``create_app({...})``) win over everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("BAODAO_VAR_DIR", REPO_ROOT / "var"))
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": f"sqlite:///{VAR_DIR / 'baodao.sqlite3'}",
+    "SECRET_KEY": None,  # generated and kept under var/ when not configured
+    "CREDENTIAL_KEY": None,  # deployment-wide key for credential hashes, shared with kiosks at enrolment
+    "NATIONAL_ID_KEY": None,  # server-only key for national ID hashes
+    "DEFAULT_LOCALE": "zh_CN",
+    "TIMEZONE": "Asia/Shanghai",
+    "MAX_REQUEST_BYTES": 2 * 1024 * 1024,
+    "SIGNATURE_MAX_SKEW_S": 300,
+    "ENROL_TOKEN_TTL_S": 24 * 3600,
+    "LOG_FORMAT": "json",
+    "LOG_LEVEL": "INFO",
+    "SESSION_COOKIE_SECURE": False,
+}
+
+_INT_KEYS = {"MAX_REQUEST_BYTES", "SIGNATURE_MAX_SKEW_S", "ENROL_TOKEN_TTL_S"}
+_BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
+_SECRET_KEYS = ("SECRET_KEY", "CREDENTIAL_KEY", "NATIONAL_ID_KEY")
+
+
+def _coerce(key: str, raw: str) -> Any:
+    if key in _INT_KEYS:
+        return int(raw)
+    if key in _BOOL_KEYS:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return raw
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return the effective configuration; see the module docstring for the layering."""
+    env = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    path = (overrides or {}).get("CONFIG_FILE") or env.get("BAODAO_CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        config.update({k.upper(): v for k, v in data.items()})
+    for key in list(DEFAULTS):
+        value = env.get(f"BAODAO_{key}")
+        if value is not None:
+            config[key] = _coerce(key, value)
+    if overrides:
+        config.update(overrides)
+    for key in _SECRET_KEYS:
+        if not config.get(key):
+            config[key] = _persistent_secret(key)
+    return config
+
+
+def _persistent_secret(key: str) -> str:
+    """A secret generated once and kept in var/secrets/ so restarts keep sessions and hashes valid."""
+    folder = VAR_DIR / "secrets"
+    path = folder / key.lower()
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        value = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        logger.warning("generated %s under %s; set BAODAO_%s in production", key, folder, key)
+        return value
+
+
+def key_bytes(config: Mapping[str, Any], name: str) -> bytes:
+    """A configured secret as the bytes the hashing functions take (the text's UTF-8 encoding)."""
+    value = config[name]
+    return value if isinstance(value, bytes) else str(value).encode()

@@ -1,0 +1,36 @@
+"""The central server's domain model, one module per domain (see DESIGN.md "Domain")."""
+
+from .base import Base, UTCDateTime, utcnow
+from .events import TapEvent
+from .kiosks import EnrolmentToken, Kiosk, KioskCommand, KioskConfig, KioskHeartbeat, RateLimitHit, UsedNonce
+from .members import Credential, Member
+from .org import Community, ServiceCentre, Unit, UnitCommunity
+from .sessions import Correction, ServiceSession
+from .users import AuditRecord, User
+
+APPEND_ONLY_TABLES = ("tap_events", "corrections", "audit_records")
+
+__all__ = [
+    "APPEND_ONLY_TABLES",
+    "AuditRecord",
+    "Base",
+    "Community",
+    "Correction",
+    "Credential",
+    "EnrolmentToken",
+    "Kiosk",
+    "KioskCommand",
+    "KioskConfig",
+    "KioskHeartbeat",
+    "Member",
+    "RateLimitHit",
+    "ServiceCentre",
+    "ServiceSession",
+    "TapEvent",
+    "UTCDateTime",
+    "Unit",
+    "UnitCommunity",
+    "UsedNonce",
+    "User",
+    "utcnow",
+]
