@@ -1,0 +1,219 @@
+"""The session engine: taps + corrections → service sessions with credited minutes.
+
+A pure function (no database, no Flask, no I/O), so the same events and corrections always give the same
+sessions, on every database and on every recomputation. The server persists its output and may throw it
+away and recompute at will; that is why a session's key is the id of the event that opened it.
+
+Rules, in the order they are applied to each tap of one member, taps sorted by ``(at, event_id)``:
+
+1. **Debounce** (per centre): a tap strictly less than ``debounce`` after the member's previous IN or OUT
+   tap at the *same* centre is a DUPLICATE ("already checked in/out") and changes nothing — it neither
+   toggles nor extends the window. Debounce is judged first, so a duplicate never closes anything.
+2. **Limits**: if the member has an open session and this tap is strictly later than the session's limit
+   (the earlier of ``started_at + max_length`` and the centre's next closing time), the session is
+   AUTO_CLOSED at the limit, credited 0, reason ``max_length`` or ``closing_time``. The tap then opens a
+   new session. A tap exactly at the limit is an ordinary check-out.
+3. **Toggle**: no open session → the tap is IN and opens one. Open at this centre → OUT; the session is
+   CLOSED with the whole minutes between the two taps.
+4. **Open elsewhere**: open at another centre → the open session is closed as NEEDS_REVIEW at this tap's
+   time, credited 0, reason ``open_elsewhere``; this tap is IN at the new centre.
+
+After the last tap, a session still open at ``now`` is AUTO_CLOSED the same way if ``now`` is strictly past
+its limit; otherwise it stays OPEN with credited 0. The rules of the session's own centre decide its
+limits; the rules of the tapped centre decide debounce. Midnight in Asia/Shanghai matters only through
+closing times: a session crossing midnight at a centre without a closing time is kept whole.
+
+Corrections are applied afterwards (see :mod:`server.sessions.corrections`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+
+from .corrections import Correction, IgnoredCorrection, IgnoreReason, apply_corrections
+from .rules import (
+    DEFAULT_RULES,
+    CentreRules,
+    CloseReason,
+    Session,
+    SessionStatus,
+    Tap,
+    TapRole,
+    require_aware,
+    whole_minutes,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CentreRules",
+    "CloseReason",
+    "Correction",
+    "EngineResult",
+    "IgnoreReason",
+    "IgnoredCorrection",
+    "Session",
+    "SessionStatus",
+    "Tap",
+    "TapRole",
+    "compute_sessions",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineResult:
+    """Sessions ordered by ``(started_at, key)``; every input event id → its role; skipped corrections."""
+
+    sessions: tuple[Session, ...]
+    roles: Mapping[str, TapRole]
+    ignored_corrections: tuple[IgnoredCorrection, ...] = field(default=())
+
+
+RulesArg = Mapping[int, CentreRules] | CentreRules
+
+
+def _rules_lookup(rules: RulesArg) -> Callable[[int], CentreRules]:
+    """One rule set for all centres, or a mapping with :data:`DEFAULT_RULES` for centres it lacks."""
+    if isinstance(rules, CentreRules):
+        return lambda _centre_id: rules
+    table = dict(rules)
+    return lambda centre_id: table.get(centre_id, DEFAULT_RULES)
+
+
+def _normalise(taps: Iterable[Tap]) -> list[Tap]:
+    """Taps in UTC, one per event id. An id seen twice with the same content is one event (uploads are
+    at-least-once); the same id with different content is corrupt input and raises."""
+    by_id: dict[str, Tap] = {}
+    for tap in taps:
+        tap = replace(tap, at=require_aware(tap.at, "Tap.at"))
+        seen = by_id.get(tap.event_id)
+        if seen is None:
+            by_id[tap.event_id] = tap
+        elif seen != tap:
+            raise ValueError(
+                f"event id {tap.event_id} appears with different contents / 事件编号重复但内容不同"
+            )
+    return list(by_id.values())
+
+
+@dataclass(slots=True)
+class _Open:
+    tap: Tap
+    rules: CentreRules
+
+
+def _kiosk_session(
+    opened: _Open,
+    ended_at: datetime | None,
+    status: SessionStatus,
+    credited: int = 0,
+    reason: str | None = None,
+    out_event: str | None = None,
+) -> Session:
+    tap = opened.tap
+    return Session(
+        key=tap.event_id,
+        member_id=tap.member_id,
+        centre_id=tap.centre_id,
+        check_in_event_id=tap.event_id,
+        check_out_event_id=out_event,
+        started_at=tap.at,
+        ended_at=ended_at,
+        status=status,
+        credited_minutes=credited,
+        reason=reason,
+        source="kiosk",
+    )
+
+
+def _run_member(
+    taps: list[Tap],
+    rules_for: Callable[[int], CentreRules],
+    now: datetime,
+    roles: dict[str, TapRole],
+    sessions: list[Session],
+    observed_end: set[str],
+) -> None:
+    """Apply the tap rules (module docstring) to one member's taps, already in ``(at, event_id)`` order."""
+    opened: _Open | None = None
+    last_toggle: dict[int, datetime] = {}
+    for tap in taps:
+        tap_rules = rules_for(tap.centre_id)
+        previous = last_toggle.get(tap.centre_id)
+        if previous is not None and tap.at - previous < tap_rules.debounce:
+            roles[tap.event_id] = TapRole.DUPLICATE
+            continue
+        last_toggle[tap.centre_id] = tap.at
+        if opened is not None:
+            limit_at, reason = opened.rules.limit(opened.tap.at)
+            if tap.at > limit_at:
+                sessions.append(_kiosk_session(opened, limit_at, SessionStatus.AUTO_CLOSED, reason=reason))
+                opened = None
+        if opened is None:
+            opened = _Open(tap, tap_rules)
+            roles[tap.event_id] = TapRole.IN
+        elif opened.tap.centre_id == tap.centre_id:
+            credited = whole_minutes(opened.tap.at, tap.at)
+            sessions.append(
+                _kiosk_session(opened, tap.at, SessionStatus.CLOSED, credited, out_event=tap.event_id)
+            )
+            observed_end.add(opened.tap.event_id)
+            roles[tap.event_id] = TapRole.OUT
+            opened = None
+        else:
+            sessions.append(
+                _kiosk_session(opened, tap.at, SessionStatus.NEEDS_REVIEW, reason=CloseReason.OPEN_ELSEWHERE)
+            )
+            observed_end.add(opened.tap.event_id)
+            opened = _Open(tap, tap_rules)
+            roles[tap.event_id] = TapRole.IN
+    if opened is not None:
+        limit_at, reason = opened.rules.limit(opened.tap.at)
+        if now > limit_at:
+            sessions.append(_kiosk_session(opened, limit_at, SessionStatus.AUTO_CLOSED, reason=reason))
+        else:
+            sessions.append(_kiosk_session(opened, None, SessionStatus.OPEN))
+
+
+def compute_sessions(
+    taps: Iterable[Tap],
+    rules: RulesArg,
+    corrections: Iterable[Correction] = (),
+    *,
+    now: datetime,
+) -> EngineResult:
+    """Turn taps (any order) and corrections into sessions, tap roles and skipped corrections.
+
+    ``rules`` is one :class:`CentreRules` for every centre or a mapping ``centre_id → CentreRules``
+    (centres not in it get the defaults). ``now`` (aware) decides whether a session left open has passed
+    its limit. Naive datetimes in taps or ``now`` raise ``ValueError``; invalid corrections never raise,
+    they are returned in ``ignored_corrections``. All datetimes in the result are UTC.
+    """
+    now = require_aware(now, "now")
+    rules_for = _rules_lookup(rules)
+    by_member: dict[int, list[Tap]] = defaultdict(list)
+    for tap in _normalise(taps):
+        by_member[tap.member_id].append(tap)
+
+    roles: dict[str, TapRole] = {}
+    sessions: list[Session] = []
+    observed_end: set[str] = set()
+    for member_id in sorted(by_member):
+        member_taps = sorted(by_member[member_id], key=lambda t: (t.at, t.event_id))
+        _run_member(member_taps, rules_for, now, roles, sessions, observed_end)
+
+    corrected, ignored = apply_corrections(sessions, corrections, observed_end)
+    corrected.sort(key=lambda s: (s.started_at, s.key))
+    logger.debug(
+        "computed %d sessions from %d taps, %d corrections ignored", len(corrected), len(roles), len(ignored)
+    )
+    return EngineResult(
+        sessions=tuple(corrected),
+        roles=MappingProxyType(dict(sorted(roles.items()))),
+        ignored_corrections=tuple(ignored),
+    )
