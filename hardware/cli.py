@@ -1,0 +1,157 @@
+"""``baodao hw``: check reader profiles, find readers, watch reads live.
+
+These are the commands an installer runs at a kiosk with a new reader in hand, so output is one line
+per fact, errors are ``file:line: problem``, and help is in English and Chinese.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import queue
+import sys
+from pathlib import Path
+
+import click
+
+from hardware.base import CredentialKind, CredentialRead, HardwareError
+from hardware.profiles import ProfileError, default_config_dir, load_profile
+from hardware.schema import ProfileIssue, check_yaml_syntax, validate_profile_file
+
+logger = logging.getLogger(__name__)
+
+
+@click.group(name="hw", help="Card readers and cameras. / 读卡器与摄像头。")
+def hw() -> None:
+    pass
+
+
+def _issues_for(path: Path, as_profile: bool) -> list[ProfileIssue]:
+    if path.suffix in (".yaml", ".yml"):
+        return validate_profile_file(path)[1] if as_profile else check_yaml_syntax(path)
+    if path.suffix == ".json":
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            line = getattr(exc, "lineno", 0)
+            return [ProfileIssue(str(path), line, f"invalid JSON: {exc} / JSON 无效")]
+    return []
+
+
+def collect_issues(paths: list[Path]) -> tuple[int, list[ProfileIssue]]:
+    """Files checked and problems found. Files named on the command line are reader profiles; in a
+    directory only ``readers/`` holds profiles, other YAML/JSON is checked for syntax."""
+    checked = 0
+    issues: list[ProfileIssue] = []
+    for path in paths:
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.is_file() and f.suffix in (".yaml", ".yml", ".json"):
+                    checked += 1
+                    issues += _issues_for(f, as_profile=f.parent.name == "readers")
+        elif path.is_file():
+            checked += 1
+            issues += _issues_for(path, as_profile=True)
+        else:
+            issues.append(ProfileIssue(str(path), 0, "no such file or directory / 文件或目录不存在"))
+    return checked, issues
+
+
+@hw.command(
+    "check-config",
+    help="Validate reader profiles (default: all of firmware-config/); non-zero exit on any error. "
+    "/ 校验读卡器配置（默认 firmware-config/ 全部），有错误时返回非零。",
+)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def check_config(paths: tuple[Path, ...]) -> None:
+    checked, issues = collect_issues(list(paths) or [default_config_dir()])
+    for issue in issues:
+        click.echo(str(issue), err=True)
+    if issues:
+        click.echo(f"{len(issues)} problem(s) in {checked} file(s) / 共 {len(issues)} 处错误", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {checked} file(s) checked / 已检查 {checked} 个文件，无错误")
+
+
+@hw.command(
+    "probe", help="List serial ports, video devices and PC/SC readers. / 列出串口、摄像头和 PC/SC 读卡器。"
+)
+def probe() -> None:
+    from serial.tools import list_ports
+
+    ports = list(list_ports.comports())
+    click.echo(f"serial ports / 串口: {len(ports)}")
+    for p in ports:
+        vidpid = f"{p.vid:04x}:{p.pid:04x}" if p.vid is not None and p.pid is not None else "-"
+        click.echo(f"  {p.device}\t{vidpid}\t{p.description}")
+    for link in sorted(glob.glob("/dev/baodao/*")):
+        click.echo(f"  {link} -> {Path(link).resolve()}")
+    videos = sorted(glob.glob("/dev/video*"))
+    click.echo(f"video devices / 摄像头: {len(videos)}")
+    for v in videos:
+        name = Path(f"/sys/class/video4linux/{Path(v).name}/name")
+        click.echo(f"  {v}\t{name.read_text().strip() if name.exists() else ''}")
+    try:
+        from smartcard.System import readers
+
+        names = [str(r) for r in readers()]
+        click.echo(f"PC/SC readers / PC/SC 读卡器: {len(names)}")
+        for n in names:
+            click.echo(f"  {n}")
+    except Exception as exc:  # pyscard missing, or pcscd not running
+        click.echo(f"PC/SC readers / PC/SC 读卡器: unavailable / 不可用 ({exc})")
+
+
+def format_read(r: CredentialRead) -> str:
+    """One output line; ID numbers and names are masked (a terminal is not a place for them)."""
+    value = r.value
+    if r.kind is CredentialKind.ID_CARD and len(value) > 10:
+        value = value[:6] + "*" * (len(value) - 10) + value[-4:]
+    name = ""
+    if r.display_name:
+        name = "\t" + (r.display_name[0] + "*" * (len(r.display_name) - 1))
+    return f"{r.reader_id}\t{r.kind.value}\t{value}{name}"
+
+
+@hw.command(
+    "listen",
+    help="Print each read live, one line per read, until Ctrl-C. / 实时打印每次读卡，按 Ctrl-C 结束。",
+)
+@click.option("--profile", "profile_name", required=True, help="Profile name or path. / 配置名或路径。")
+@click.option(
+    "--port", default=None, help="Override the profile's port or camera source. / 覆盖端口或视频源。"
+)
+def listen(profile_name: str, port: str | None) -> None:
+    from hardware.registry import create_reader
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        profile = load_profile(profile_name)
+    except ProfileError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    reads: queue.Queue[CredentialRead] = queue.Queue()
+    try:
+        reader = create_reader(profile, reads.put, port=port)
+    except HardwareError as exc:
+        click.echo(f"cannot start reader / 无法启动读卡器: {exc}", err=True)
+        sys.exit(2)
+    reader.start()
+    click.echo(
+        f"listening on {profile.name} ({profile.driver}); Ctrl-C to stop / 正在监听，按 Ctrl-C 结束", err=True
+    )
+    try:
+        while True:
+            try:
+                r = reads.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            click.echo(format_read(r))
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        reader.stop()
+        h = reader.health()
+        click.echo(f"reads={h.reads} bad_frames={h.bad_frames} state={h.state.value}", err=True)
