@@ -76,15 +76,19 @@ def _write_csvs(folder: Path, accounts: list, credentials: list, server_url: str
         writer.writerow(["kiosk staff PIN", kiosk_url, "0", STAFF_PIN, "kiosk maintenance", DEMO_CENTRE])
     with open(folder / "credentials.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["member_no", "name", "unit", "community", "card_uid", "tap_command"])
+        writer.writerow(["member_no", "name", "unit", "community", "card_uid", "at_demo_kiosk", "tap_command"])
         for c in credentials:
-            writer.writerow(
-                [c.member_no, c.name, c.unit, c.community, c.card_uid, f"baodao kiosk tap card:{c.card_uid}"]
-            )
+            at_kiosk = "yes" if c.in_first_centre_roster else "no"
+            tap = f"baodao kiosk tap card:{c.card_uid}"
+            writer.writerow([c.member_no, c.name, c.unit, c.community, c.card_uid, at_kiosk, tap])
 
 
-def _kiosk_config(folder: Path, server_url: str, kiosk_port: int) -> Path:
+def _kiosk_config(folder: Path, server_url: str, kiosk_port: int, credentials: list) -> Path:  # type: ignore[type-arg]
     path = folder / "kiosk.toml"
+    panel = "".join(
+        f'[[demo.cards]]\nlabel = "{c.name} {c.member_no}"\nvalue = "{c.card_uid}"\n\n'
+        for c in [c for c in credentials if c.in_first_centre_roster][:8]
+    )
     path.write_text(
         f'server_url = "{server_url}"\n'
         'state_dir = "kiosk-state"\n'
@@ -97,7 +101,7 @@ def _kiosk_config(folder: Path, server_url: str, kiosk_port: int) -> Path:
         '[[readers]]\nprofile = "usb-camera"\nsimulate = true\n\n'
         '[rules]\ndebounce_s = 60\nmax_session_h = 12\ncloses_at = "21:00"\n\n'
         f'[ui]\nhost = "127.0.0.1"\nport = {kiosk_port}\n\n'
-        f'[staff]\ncards = ["{STAFF_CARD}"]\npin = "{STAFF_PIN}"\n',
+        f'[staff]\ncards = ["{STAFF_CARD}"]\npin = "{STAFF_PIN}"\n\n' + panel,
         encoding="utf-8",
     )
     return path
@@ -160,7 +164,7 @@ def demo(server_port: int, kiosk_port: int) -> None:
     click.echo("migrating and seeding the demo city … / 正在初始化演示数据 …", err=True)
     accounts, credentials = _seed(database_url)
     _write_csvs(demo_dir, accounts, credentials, server_url, kiosk_url)
-    config_path = _kiosk_config(demo_dir, server_url, kiosk_port)
+    config_path = _kiosk_config(demo_dir, server_url, kiosk_port, credentials)
 
     env = {**os.environ, "BAODAO_DATABASE_URL": database_url, "BAODAO_VAR_DIR": str(var)}
     procs: list[subprocess.Popen[bytes]] = []
@@ -186,7 +190,7 @@ def demo(server_port: int, kiosk_port: int) -> None:
         for a in accounts:
             click.echo(f"    {a.username:<12} {a.password:<20} {a.role:<16} {a.scope}")
         click.echo(f"    kiosk staff card 终端管理卡: {STAFF_CARD}   staff PIN 管理密码: 0 / {STAFF_PIN}")
-        sample = credentials[0]
+        sample = next(c for c in credentials if c.in_first_centre_roster)
         click.echo(f"\n  try 试一试:  baodao kiosk tap card:{sample.card_uid}   ({sample.name})")
         click.echo(
             f"  accounts and cards 账号与卡号: {demo_dir / 'accounts.csv'}, {demo_dir / 'credentials.csv'}"

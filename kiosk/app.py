@@ -26,6 +26,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from kiosk.service import KioskService, SimulationError
+from kiosk.ui import register_ui
 
 logger = logging.getLogger(__name__)
 
@@ -152,4 +153,5 @@ def create_app(service: KioskService) -> Flask:
             return jsonify({"queued": True, "reader_id": used}), 202
         return jsonify(outcome.as_dict())
 
+    register_ui(app)
     return app

@@ -57,6 +57,7 @@ class DemoCredential:
     unit: str
     community: str
     card_uid: str
+    in_first_centre_roster: bool  # the demo kiosk stands at the first community's centre
 
 
 def _get_or_add(session: Session, model: type, lookup: dict[str, object], **fields: object):  # type: ignore[no-untyped-def]
@@ -66,6 +67,11 @@ def _get_or_add(session: Session, model: type, lookup: dict[str, object], **fiel
         session.add(row)
         session.flush()
     return row
+
+
+def _pairs(communities: list[Community], unit_index: int) -> tuple[Community, Community]:
+    """Each demo unit reports to two neighbouring communities (双报到)."""
+    return communities[unit_index % len(communities)], communities[(unit_index + 1) % len(communities)]
 
 
 def seed_demo(session: Session, credential_key: bytes) -> tuple[list[DemoAccount], list[DemoCredential]]:
@@ -86,9 +92,11 @@ def seed_demo(session: Session, credential_key: bytes) -> tuple[list[DemoAccount
         )
     units = [_get_or_add(session, Unit, {"code": c}, name=n) for c, n in UNITS]
     for i, unit in enumerate(units):
-        for community in (communities[i % len(communities)], communities[(i + 1) % len(communities)]):
+        for community in _pairs(communities, i):
             _get_or_add(session, UnitCommunity, {"unit_id": unit.id, "community_id": community.id})
 
+    first = communities[0]
+    paired_with_first = {u.id for i, u in enumerate(units) if first in _pairs(communities, i)}
     credentials: list[DemoCredential] = []
     for n in range(1, MEMBER_COUNT + 1):
         unit = units[rng.randrange(len(units))]
@@ -111,7 +119,10 @@ def seed_demo(session: Session, credential_key: bytes) -> tuple[list[DemoAccount
             {"member_id": member.id, "kind": "card", "value_hash": value_hash},
             label=f"…{uid[-4:]}",
         )
-        credentials.append(DemoCredential(member.member_no, member.name, unit.name, community.name, uid))
+        in_roster = member.community_id == first.id or member.unit_id in paired_with_first
+        credentials.append(
+            DemoCredential(member.member_no, member.name, unit.name, community.name, uid, in_roster)
+        )
 
     accounts = [DemoAccount("admin", DEMO_PASSWORD, "admin", "all / 全部")]
     accounts += [
