@@ -11,11 +11,12 @@ import json
 import logging
 import queue
 import sys
+import time
 from pathlib import Path
 
 import click
 
-from hardware.base import CredentialKind, CredentialRead, HardwareError
+from hardware.base import CredentialKind, CredentialRead, HardwareError, Reader, ReaderState
 from hardware.profiles import ProfileError, default_config_dir, load_profile
 from hardware.schema import ProfileIssue, check_yaml_syntax, validate_profile_file
 
@@ -114,6 +115,18 @@ def format_read(r: CredentialRead) -> str:
     return f"{r.reader_id}\t{r.kind.value}\t{value}{name}"
 
 
+READY_WAIT_S = 5.0
+
+
+def _wait_ready(reader: Reader, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if reader.health().state is ReaderState.READY:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 @hw.command(
     "listen",
     help="Print each read live, one line per read, until Ctrl-C. / 实时打印每次读卡，按 Ctrl-C 结束。",
@@ -138,6 +151,10 @@ def listen(profile_name: str, port: str | None) -> None:
         click.echo(f"cannot start reader / 无法启动读卡器: {exc}", err=True)
         sys.exit(2)
     reader.start()
+    if not _wait_ready(reader, READY_WAIT_S):
+        click.echo(f"waiting for the reader ({reader.health().state.value}) / 等待读卡器就绪", err=True)
+    # Say "listening" only once the device is open: a read before that would be lost to the person (and
+    # pyserial flushes the input buffer when it opens a port).
     click.echo(
         f"listening on {profile.name} ({profile.driver}); Ctrl-C to stop / 正在监听，按 Ctrl-C 结束", err=True
     )

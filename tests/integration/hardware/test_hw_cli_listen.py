@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tty
 
+import pytest
 from click.testing import CliRunner
 
 from hardware.cli import hw
@@ -14,6 +15,7 @@ from hardware.em4100 import build_frame
 CMD = [sys.executable, "-c", "from hardware.cli import hw; hw()"]
 
 
+@pytest.mark.timeout(60)  # a hang guard: readline() would otherwise block the whole suite
 def test_listen_prints_reads_until_interrupted():
     master, slave = os.openpty()
     tty.setraw(slave)
