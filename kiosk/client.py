@@ -58,6 +58,7 @@ EVENTS_PATH = f"{API_PREFIX}/events"
 HEARTBEAT_PATH = f"{API_PREFIX}/heartbeat"
 COMMAND_RESULTS_PATH = f"{API_PREFIX}/commands/results"
 BINDINGS_PATH = f"{API_PREFIX}/bindings"
+ROTATE_KEY_PATH = f"{API_PREFIX}/rotate-key"
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 OFFSET_FILE = "clock-offset.json"
@@ -262,6 +263,16 @@ class KioskClient:
     def upload_bindings(self, bindings: list[dict[str, Any]]) -> dict[str, Any]:
         body = json.dumps({"bindings": bindings}, ensure_ascii=False).encode()
         return self._call("POST", BINDINGS_PATH, body, None)
+
+    def rotate_key(self, command_id: str | None = None) -> dict[str, Any]:
+        """Ask for a new signing secret (signed with the current one). The caller stores it durably and
+        only then calls :meth:`use_secret`; until the new secret signs a request the old one stays valid."""
+        body = json.dumps({"command_id": command_id} if command_id else {}).encode()
+        return self._call("POST", ROTATE_KEY_PATH, body, None)
+
+    def use_secret(self, secret: bytes) -> None:
+        """Sign every request from now on with ``secret`` (shared by the upload and heartbeat threads)."""
+        self.secret = secret
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _call(

@@ -49,6 +49,7 @@ the kiosk secret and credential key are secrets written once by ``baodao kiosk e
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -172,6 +173,106 @@ def config_from_mapping(data: dict[str, Any], base_dir: Path | None = None) -> K
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"invalid kiosk config / 终端配置无效: {exc}") from exc
+
+
+# -- config pushed by the server (heartbeat) ----------------------------------------------------------
+APPLIED_CONFIG_FILE = "applied-config.json"
+#: Sections of a pushed config the kiosk applies while running (same shapes as in the TOML file).
+LIVE_KEYS = frozenset({"language", "centre", "rules", "staff", "pin", "message"})
+#: Sections that only take effect at the next start; a push naming them is reported, not half-applied.
+RESTART_KEYS = frozenset({"server_url", "state_dir", "simulate", "readers", "outbox", "ui", "dev"})
+
+
+def apply_live_config(base: KioskConfig, body: Any) -> tuple[KioskConfig, list[str]]:
+    """``base`` with the live-changeable parts of a pushed config ``body`` applied.
+
+    ``body`` has the TOML file's shape (``{"language": "en", "rules": {"debounce_s": 30}, …}``); every
+    value is checked before anything changes, so a bad push raises :class:`ConfigError` and the kiosk
+    keeps running as it was. Returns the new config and the keys that need a restart (not applied).
+    """
+    if not isinstance(body, dict):
+        raise ConfigError("pushed config must be an object / 下发的配置必须是对象")
+    needs_restart = sorted(k for k in body if k in RESTART_KEYS)
+    unknown = sorted(k for k in body if k not in LIVE_KEYS and k not in RESTART_KEYS)
+    if unknown:
+        logger.warning("pushed config has keys this kiosk does not know: %s", unknown)
+    centre, rules, staff, pin = (_section(body, n) for n in ("centre", "rules", "staff", "pin"))
+    changes: dict[str, Any] = {}
+    try:
+        if "language" in body:
+            language = body["language"]
+            if language not in ("zh", "en"):
+                raise ConfigError(f"language must be zh or en, got {language!r} / 语言只能是 zh 或 en")
+            changes["language"] = language
+        tz_name = str(centre.get("timezone", base.timezone))
+        tz = ZoneInfo(tz_name)
+        if "name" in centre:
+            name = str(centre["name"]).strip()
+            if not name:
+                raise ConfigError("centre.name must not be empty / 中心名称不能为空")
+            changes["centre_name"] = name[:64]
+        changes["timezone"] = tz_name
+        closes_at = base.rules.closes_at
+        if "closes_at" in rules:
+            closes_at = _parse_time(str(rules["closes_at"])) if rules["closes_at"] else None
+        debounce = base.rules.debounce
+        if "debounce_s" in rules:
+            debounce = dt.timedelta(seconds=float(rules["debounce_s"]))
+        max_length = base.rules.max_length
+        if "max_session_h" in rules:
+            max_length = dt.timedelta(hours=float(rules["max_session_h"]))
+        changes["rules"] = Rules(debounce=debounce, max_length=max_length, closes_at=closes_at, tz=tz)
+        if "card_hashes" in staff:
+            changes["staff_card_hashes"] = tuple(_hex64(h) for h in _list(staff["card_hashes"]))
+        if "cards" in staff:
+            changes["staff_cards"] = tuple(str(c) for c in _list(staff["cards"]))
+        if "pin" in staff:
+            changes["staff_pin"] = str(staff["pin"] or "")
+        if "max_failures" in pin:
+            changes["pin_max_failures"] = int(pin["max_failures"])
+        if "lockout_s" in pin:
+            changes["pin_lockout_s"] = float(pin["lockout_s"])
+        if changes.get("pin_max_failures", 1) < 1 or changes.get("pin_lockout_s", 1) <= 0:
+            raise ConfigError("pin.max_failures and pin.lockout_s must be positive / PIN 限制必须为正数")
+    except ConfigError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise ConfigError(f"invalid pushed config / 下发的配置无效: {exc}") from exc
+    return dataclasses.replace(base, **changes), needs_restart
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError("expected a list / 应为列表")
+    return value
+
+
+def _hex64(value: Any) -> str:
+    text = str(value).lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ConfigError(f"staff.card_hashes: not a credential hash: {value!r} / 不是凭证哈希")
+    return text
+
+
+def save_applied_config(state_dir: str | os.PathLike[str], version: int, body: Any) -> Path:
+    """Persist the pushed config the kiosk now runs (atomic), so a restart comes back with it."""
+    path = Path(state_dir) / APPLIED_CONFIG_FILE
+    data = {"version": int(version), "body": body}
+    _write_private(path, json.dumps(data, ensure_ascii=False, sort_keys=True).encode())
+    return path
+
+
+def load_applied_config(state_dir: str | os.PathLike[str]) -> tuple[int, dict[str, Any]] | None:
+    """``(version, body)`` of the last applied pushed config, or ``None`` (none yet, or unreadable)."""
+    path = Path(state_dir) / APPLIED_CONFIG_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return int(data["version"]), dict(data["body"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.error("%s unreadable (%s); running the file's config", path, exc)
+        return None
 
 
 def load_config(path: str | os.PathLike[str]) -> KioskConfig:

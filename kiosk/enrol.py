@@ -9,6 +9,7 @@ inside the skew window even on a kiosk whose clock is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -119,3 +120,46 @@ def enrol_cmd(
         f"enrolled as kiosk {result.kiosk_id} at {result.centre.get('name', '?')} / "
         f"已注册为终端 {result.kiosk_id}({result.centre.get('name', '?')})"
     )
+
+
+ROTATE_NOT_OFFERED = "key rotation is not offered by this server / 服务器未提供密钥轮换"
+
+
+def rotate_secret(
+    client: KioskClient, state_dir: str | os.PathLike[str], command_id: str | None = None
+) -> str:
+    """Trade the kiosk's signing secret for a new one and store it; returns a short result text.
+
+    Order matters, because either side may be cut off half-way: the server keeps the old secret valid
+    until the new one has signed a request, so the new secret is first written to ``enrolment.json``
+    (atomic rename, fsync, 0600) and only then used. A crash before the write leaves the kiosk on its
+    old, still valid secret (the admin queues ``rotate_key`` again); a crash after it comes back with
+    the new one. Raises :class:`~kiosk.client.ClientError` or :class:`RotationError`.
+    """
+    state = Path(state_dir)
+    current = load_enrolment(state)
+    if current is None:
+        raise RotationError("kiosk is not enrolled / 终端尚未注册")
+    try:
+        answer = client.rotate_key(command_id)
+    except ServerError as exc:
+        if exc.status in (404, 405):
+            raise RotationError(ROTATE_NOT_OFFERED) from exc
+        raise
+    secret = str(answer.get("kiosk_secret") or "")
+    if answer.get("kiosk_id") != current.kiosk_id or not _is_hex_secret(secret):
+        raise RotationError("server answered without a usable secret / 服务器未返回可用密钥")
+    save_enrolment(state, dataclasses.replace(current, kiosk_secret=secret))
+    client.use_secret(bytes.fromhex(secret))
+    logger.warning(
+        "kiosk signing secret rotated (old one valid until %s)", answer.get("previous_secret_valid_until")
+    )
+    return f"secret rotated; previous valid until {answer.get('previous_secret_valid_until')}"
+
+
+class RotationError(Exception):
+    """The server would not or could not rotate the secret; the kiosk keeps its current one."""
+
+
+def _is_hex_secret(text: str) -> bool:
+    return 32 <= len(text) <= 128 and all(c in "0123456789abcdef" for c in text)

@@ -230,12 +230,21 @@ class HeartbeatAgent:
                 self._state["results"] = [r for r in self._state["results"] if r["command_id"] not in sent]
                 self._save_state()
         self.service.roster.apply_delta(response.roster)
+        self._apply_qr_material(response)
         if response.roster.full_resync or cursor is None:
             self._force_full_roster = False
         self._apply_config(response)
         for command in response.commands:
             self._run_command(command)
         return response
+
+    def _apply_qr_material(self, response: HeartbeatResponse) -> None:
+        """QR public keys and revoked badge serials ride the roster page (``None`` = unchanged)."""
+        keys, revoked = response.roster.qr_public_keys, response.roster.revoked_badges
+        verifier = getattr(self.service, "qr", None)
+        if verifier is None or (keys is None and revoked is None):
+            return
+        verifier.apply_qr_material(keys, revoked)
 
     def _apply_config(self, response: HeartbeatResponse) -> None:
         desired = int(response.desired_config_version)
@@ -292,6 +301,20 @@ class HeartbeatAgent:
             self._save_state()
         self._wake.set()  # report the result without waiting a whole interval
 
+    def _rotate_key(self, command_id: str) -> tuple[bool, str]:
+        """New signing secret, stored before use (:func:`kiosk.enrol.rotate_secret`); the service's copy
+        of the enrolment follows so a restart of the sync agent signs with the new one too."""
+        from kiosk.enrol import RotationError, rotate_secret
+
+        try:
+            detail = rotate_secret(self.client, self.state_path.parent, command_id)
+        except RotationError as exc:
+            return False, str(exc)
+        refreshed = getattr(self.service, "reload_enrolment", None)
+        if refreshed is not None:
+            refreshed()
+        return True, detail
+
     def execute(self, command: Command) -> tuple[bool, str]:
         """Run one command: roster, config and keys here; screen and readers in the kiosk service."""
         name = CommandName(command.name)
@@ -302,7 +325,7 @@ class HeartbeatAgent:
         if name is CommandName.RELOAD_CONFIG:
             return self._reload_config()
         if name is CommandName.ROTATE_KEY:
-            return False, "key rotation is not offered by this server / 服务器未提供密钥轮换"
+            return self._rotate_key(str(command.command_id))
         handler = getattr(self.service, "handle_command", None)
         answer = handler(name.value, dict(command.args)) if handler is not None else None
         if answer is None:

@@ -29,6 +29,7 @@ class OutcomeKind(enum.StrEnum):
     STAFF = "staff"  # a staff card or PIN opened (or closed) maintenance mode
     BINDING_CAPTURED = "binding_captured"  # binding mode: a new card was read, pick the member
     BOUND = "bound"  # binding saved to the outbox
+    QR_REFUSED = "qr_refused"  # a genuine signed QR code refused (expired, replayed, revoked); recorded
 
 
 COLOURS: dict[OutcomeKind, str] = {
@@ -76,6 +77,7 @@ def messages_for(
         OutcomeKind.STAFF: ("维护模式", "Maintenance mode"),
         OutcomeKind.BINDING_CAPTURED: ("已读取新卡,请选择党员", "New card read — choose the member"),
         OutcomeKind.BOUND: ("绑定已保存", "Binding saved"),
+        OutcomeKind.QR_REFUSED: ("二维码无效,请联系工作人员", "This code cannot be used — please see staff"),
     }
     if kind is OutcomeKind.DUPLICATE:
         if previous == "out":

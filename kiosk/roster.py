@@ -209,6 +209,14 @@ class Roster:
                 (credential_hash, credential_kind, member.member_id, member.masked_name, member.unit_name),
             )
 
+    def drop_local_binding(self, credential_hash: str) -> bool:
+        """Undo :meth:`add_local_binding` when the server refused the binding (a server row stays)."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM credentials WHERE credential_hash = ? AND source = 'local'", (credential_hash,)
+            )
+            return cur.rowcount > 0
+
     # -- lookups ---------------------------------------------------------------------------------
     def lookup(self, credential_hash: str) -> RosterMember | None:
         """The member a credential hash belongs to (``revoked`` set for withdrawn ones), or ``None``."""

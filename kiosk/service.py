@@ -22,16 +22,25 @@ import importlib.metadata
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hardware.base import CredentialKind as HwKind
 from hardware.base import CredentialRead
 from kiosk.checkin import Decision, MemberState, MemberStates, Verdict, decide, next_state
-from kiosk.config import KioskConfig, credential_key_for, load_enrolment
+from kiosk.config import (
+    KioskConfig,
+    apply_live_config,
+    credential_key_for,
+    load_applied_config,
+    load_enrolment,
+    save_applied_config,
+)
 from kiosk.outbox import Outbox, OutboxError, StoredTap, TapDraft
 from kiosk.outcomes import OutcomeKind, TapOutcome, colour_for, messages_for
 from kiosk.pinguard import PinGuard, PinPolicy
+from kiosk.qr import QrCheck, QrVerifier, is_signed_token
 from kiosk.readers import ReaderSet
 from kiosk.roster import Roster, RosterMember
 from protocol.hashing import CredentialValueError, credential_hash
@@ -43,6 +52,8 @@ Subscriber = Callable[[str, dict[str, Any]], None]
 STAFF_MEMBER_NO = "0"
 MAINTENANCE_IDLE_S = 600.0
 HOUSEKEEPING_PERIOD_S = 3600.0
+#: ``QrCheck.code`` values for text that is not a genuine server-signed token (nobody to attribute it to).
+QR_UNAUTHENTICATED = frozenset({"qr_malformed", "qr_unknown_key", "qr_forged"})
 
 
 def software_version() -> str:
@@ -70,6 +81,7 @@ class KioskService:
         start_sync: bool = True,
     ) -> None:
         self.config = config
+        self._base_config = config  # the file's config; a pushed config is applied on top of it
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._start_sync = start_sync
         state_dir = config.state_dir
@@ -84,9 +96,13 @@ class KioskService:
             state_dir / "pin-guard.sqlite3",
             PinPolicy(max_failures=config.pin_max_failures, lockout_s=config.pin_lockout_s),
         )
-        self.staff_hashes = set(config.staff_card_hashes) | {
-            credential_hash(self.credential_key, "card", uid) for uid in config.staff_cards
-        }
+        self.staff_hashes = self._staff_hashes_for(config)
+        self.qr = QrVerifier.in_state_dir(state_dir)
+        self.qr_counts: Counter[str] = Counter()
+        self.applied_config_version = 0
+        self.config_needs_restart: list[str] = []
+        self._config_message: dict[str, str] | None = None
+        self._config_centre_name: str | None = None
         self.readers = ReaderSet(config, self.on_read)
         self.members = MemberStates()
         self._lock = threading.RLock()
@@ -113,7 +129,13 @@ class KioskService:
         self._today: tuple[dt.date, int] | None = None
         self._housekeeping_stop = threading.Event()
         self._housekeeping: threading.Thread | None = None
+        self._restore_applied_config()
         self._rebuild_state()
+
+    def _staff_hashes_for(self, config: KioskConfig) -> set[str]:
+        return set(config.staff_card_hashes) | {
+            credential_hash(self.credential_key, "card", uid) for uid in config.staff_cards
+        }
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _rebuild_state(self) -> None:
@@ -169,6 +191,7 @@ class KioskService:
         self.outbox.close()
         self.roster.close()
         self.pin_guard.close()
+        self.qr.close()
 
     # -- observers -------------------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
@@ -219,6 +242,9 @@ class KioskService:
             previous=fields.pop("previous", None),
             retry_s=fields.pop("retry_s", 0.0),
         )
+        override = fields.pop("messages", None)
+        if override is not None:  # e.g. the QR verifier's precise reason ("expired", "already used")
+            zh, en = override
         return TapOutcome(
             n=n, kind=kind, colour=colour_for(kind), message_zh=zh, message_en=en, at=self._clock(), **fields
         )
@@ -254,6 +280,8 @@ class KioskService:
 
     def _handle_read(self, read: CredentialRead) -> TapOutcome:
         kind = read.kind.value if isinstance(read.kind, HwKind) else str(read.kind)
+        if kind == "qr" and is_signed_token(read.value):
+            return self._handle_signed_qr(read)
         try:
             chash = credential_hash(self.credential_key, kind, read.value)
         except (CredentialValueError, ValueError) as exc:
@@ -268,6 +296,32 @@ class KioskService:
         trust = "high" if kind in ("card", "id_card") else None
         return self._record(kind, chash, member, trust, read.reader_id, read.monotonic)
 
+    def _handle_signed_qr(self, read: CredentialRead) -> TapOutcome:
+        """A ``BD1:`` code: verified offline (signature, step, revocation, single use at this kiosk).
+
+        A genuine code is recorded even when refused (expired, replayed, revoked: staff see who tried);
+        a code that is not genuine names nobody, so nothing is recorded and only health counts it.
+        """
+        now = self._clock() + dt.timedelta(milliseconds=self.clock_offset_ms)  # best estimate of true time
+        check = self.qr.verify_scanned(read.value, now=now)
+        with self._lock:
+            self.qr_counts[check.code] += 1
+        if not check.genuine or check.credential_value is None or check.member_id is None:
+            logger.info("QR code from %s refused, nothing recorded: %s", read.reader_id, check.code)
+            return self._new_outcome(
+                OutcomeKind.INVALID,
+                reader_id=read.reader_id,
+                credential_kind="qr",
+                detail=check.code,
+                messages=(check.message_zh, check.message_en),
+            )
+        chash = credential_hash(self.credential_key, "qr", check.credential_value)
+        if check.badge_serial is None:  # phone codes are not in the roster; the member is
+            member = self.roster.member(check.member_id)
+        else:  # a badge is a roster credential like a card (revoked badges become tombstones)
+            member = self.roster.lookup(chash)
+        return self._record("qr", chash, member, check.trust, read.reader_id, read.monotonic, qr=check)
+
     def _record(
         self,
         kind: str,
@@ -276,30 +330,43 @@ class KioskService:
         trust: str | None,
         reader_id: str | None,
         read_mono: float | None,
+        *,
+        qr: QrCheck | None = None,
     ) -> TapOutcome:
-        """Decide, commit, update state — under the lock, so two reads of one member serialise."""
+        """Decide, commit, update state — under the lock, so two reads of one member serialise.
+
+        ``qr`` (a genuine signed code) adds its step/serial; when it was refused the tap is recorded as
+        ``rejected`` with the verifier's reason and changes nobody's check-in state.
+        """
+        refused = qr is not None and not qr.accepted
+        qr_fields = qr.draft_fields() if qr is not None else {}
         with self._lock:
             now = self._clock()
             member_id = member.member_id if member else None
             state = self.members.get(member_id)
-            verdict = decide(
-                member_id=member_id,
-                revoked=bool(member and member.revoked),
-                locked=self._locked,
-                state=state,
-                rules=self.config.rules,
-                now=now,
-            )
+            verdict = None
+            if not refused:
+                verdict = decide(
+                    member_id=member_id,
+                    revoked=bool(member and member.revoked),
+                    locked=self._locked,
+                    state=state,
+                    rules=self.config.rules,
+                    now=now,
+                )
             draft = TapDraft(
                 credential_kind=kind,
                 credential_hash=chash,
-                direction=verdict.decision.wire_direction,
+                direction="rejected" if verdict is None else verdict.decision.wire_direction,
                 device_time=now,
                 device_tz=self.config.timezone,
                 clock_offset_ms=self.clock_offset_ms,
-                member_id=member_id,
+                # a signed code names its member even when this kiosk's roster does not (for staff)
+                member_id=member_id if member_id is not None or qr is None else qr.member_id,
                 trust=trust,
-                reason=verdict.reason,
+                reason=qr_fields.get("reason") if verdict is None else verdict.reason,
+                qr_step=qr_fields.get("qr_step"),
+                badge_serial=qr_fields.get("badge_serial"),
             )
             try:
                 stored = self.outbox.append(draft)
@@ -308,10 +375,27 @@ class KioskService:
                 return self._new_outcome(
                     OutcomeKind.ERROR, reader_id=reader_id, credential_kind=kind, detail=str(exc)[:200]
                 )
-            self.members.update(member_id, next_state(state, verdict, now))
-            if verdict.decision is Decision.IN:
-                self._bump_today(now)
+            if verdict is not None:
+                self.members.update(member_id, next_state(state, verdict, now))
+                if verdict.decision is Decision.IN:
+                    self._bump_today(now)
         latency = None if read_mono is None else (time.monotonic() - read_mono) * 1000
+        if verdict is None:
+            assert qr is not None
+            return self._new_outcome(
+                OutcomeKind.QR_REFUSED,
+                reader_id=reader_id,
+                credential_kind=kind,
+                member_id=member_id,
+                masked_name=member.masked_name if member else None,
+                unit_name=member.unit_name if member else None,
+                event_id=stored.event_id,
+                seq=stored.seq,
+                recorded=True,
+                latency_ms=latency,
+                detail=qr.code,
+                messages=(qr.message_zh, qr.message_en),
+            )
         return self._outcome_for(verdict, stored, member, state, reader_id, latency)
 
     def _outcome_for(
@@ -503,6 +587,68 @@ class KioskService:
             return True, f"{len(self.readers.readers)} readers restarted"
         return None
 
+    # -- pushed config ---------------------------------------------------------------------------
+    def apply_config(self, version: int, body: Mapping[str, Any]) -> None:
+        """Apply a config pushed by the server (the heartbeat agent calls this); raise if it is invalid.
+
+        What can change without a restart changes now: rules, language, centre name, staff settings, PIN
+        policy and a standing message. Keys that need a restart (readers, ports, server URL) are kept in
+        ``config_needs_restart`` for health instead of half-applied. The body is applied on top of the
+        config file, not of the previous push, so removing a key from the next push reverts it. It is
+        persisted before it takes effect, so a restart comes back with the same settings — the version
+        the heartbeat reports as applied is the one this kiosk runs.
+        """
+        version = int(version)
+        new_config, needs_restart = apply_live_config(self._base_config, body)
+        message = _standing_message(body.get("message"))
+        save_applied_config(self.config.state_dir, version, body)
+        self._install_config(version, body, new_config, needs_restart, message)
+        audit.info("config version %d applied (restart needed for: %s)", version, needs_restart or "nothing")
+        self._publish("state", self.state())
+
+    def _install_config(
+        self,
+        version: int,
+        body: Mapping[str, Any],
+        new_config: KioskConfig,
+        needs_restart: list[str],
+        message: dict[str, str] | None,
+    ) -> None:
+        centre = body.get("centre")
+        with self._lock:
+            self.config = new_config
+            self.staff_hashes = self._staff_hashes_for(new_config)
+            self.pin_guard.policy = PinPolicy(
+                max_failures=new_config.pin_max_failures, lockout_s=new_config.pin_lockout_s
+            )
+            self.applied_config_version = version
+            self.config_needs_restart = needs_restart
+            self._config_message = message
+            named = isinstance(centre, Mapping) and "name" in centre
+            self._config_centre_name = new_config.centre_name if named else None
+            self._today = None  # the day boundary may have moved with the time zone
+
+    def _restore_applied_config(self) -> None:
+        """Re-apply the last pushed config at start (the heartbeat will not send it again)."""
+        stored = load_applied_config(self.config.state_dir)
+        if stored is None:
+            return
+        version, body = stored
+        try:
+            new_config, needs_restart = apply_live_config(self._base_config, body)
+            message = _standing_message(body.get("message"))
+        except (ValueError, TypeError) as exc:
+            logger.error("stored config %d no longer applies (%s); running the file's config", version, exc)
+            return
+        self._install_config(version, body, new_config, needs_restart, message)
+        logger.info("restored pushed config version %d", version)
+
+    def reload_enrolment(self) -> None:
+        """Re-read ``enrolment.json`` after the secret was rotated (the credential key does not change)."""
+        enrolment = load_enrolment(self.config.state_dir)
+        if enrolment is not None:
+            self.enrolment = enrolment
+
     def set_clock_offset(self, offset_ms: int) -> None:
         """Set by the sync agent after each exchange; stamped on every new event."""
         self.clock_offset_ms = int(offset_ms)
@@ -547,9 +693,11 @@ class KioskService:
             message = self._message
             if message is not None and message["until"] < time.time():
                 self._message = message = None
+            if message is None:
+                message = self._config_message
             centre = (self.enrolment.centre if self.enrolment else {}) or {}
             return {
-                "centre_name": centre.get("name", self.config.centre_name),
+                "centre_name": self._config_centre_name or centre.get("name", self.config.centre_name),
                 "centre_code": self.config.centre_code,
                 "timezone": self.config.timezone,
                 "language": self.config.language,
@@ -563,6 +711,7 @@ class KioskService:
                 "online": bool(self.sync_status.get("online")),
                 "last_sync": self.sync_status.get("last_sync"),
                 "simulate": self.config.simulate,
+                "config_version": self.applied_config_version,
                 "server_time": self._clock().isoformat(),
             }
 
@@ -585,8 +734,20 @@ class KioskService:
             "credential_key_source": self.key_source,
             "open_sessions": self.members.open_count(),
             "sync": dict(self.sync_status),
+            "applied_config_version": self.applied_config_version,
+            "config_needs_restart": list(self.config_needs_restart),
+            "qr": self._qr_health(),
             "software_version": software_version(),
             "uptime_s": round(time.monotonic() - self._started_mono, 1),
+        }
+
+    def _qr_health(self) -> dict[str, Any]:
+        with self._lock:
+            counts = dict(self.qr_counts)
+        return {
+            "key_ids": self.qr.key_ids(),
+            "scans": counts,
+            "unauthenticated": sum(n for code, n in counts.items() if code in QR_UNAUTHENTICATED),
         }
 
     def last_outcome(self) -> TapOutcome | None:
@@ -596,6 +757,20 @@ class KioskService:
     def recent_outcomes(self) -> list[TapOutcome]:
         with self._outcome_cond:
             return list(self._last_outcomes)
+
+
+def _standing_message(value: Any) -> dict[str, str] | None:
+    """``message`` of a pushed config: a text, or ``{"text", "text_en"}``; shown until the next push."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = {"text": value}
+    if not isinstance(value, Mapping) or not isinstance(value.get("text"), str) or not value["text"].strip():
+        raise ValueError("message must be a text or {text, text_en} / message 应为文字或 {text, text_en}")
+    text_en = value.get("text_en") or ""
+    if not isinstance(text_en, str):
+        raise ValueError("message.text_en must be a text / message.text_en 应为文字")
+    return {"text": value["text"][:200], "text_en": text_en[:200]}
 
 
 __all__ = ["KioskService", "SimulationError", "TapOutcome", "pin_credential_hash"]

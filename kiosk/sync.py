@@ -32,6 +32,7 @@ from typing import Any
 
 from kiosk.client import OFFSET_FILE, ClientError, ClockOffset, KioskClient, ServerError, backoff_delay
 from kiosk.outbox import Outbox
+from kiosk.roster import Roster
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class SyncStatus:
     duplicates: int = 0  # of which the server already had
     batches: int = 0
     bindings_uploaded: int = 0
+    bindings_rejected: int = 0
+    last_binding_rejection: str | None = None
     failures: int = 0  # consecutive failures now
     last_error: str | None = None
     last_success_at: float | None = None
@@ -78,6 +81,7 @@ class Uploader:
         rng: Callable[[], float] = random.random,
         upload_bindings: bool = True,
         on_progress: Callable[[SyncStatus], None] | None = None,
+        roster: Roster | None = None,
     ) -> None:
         if not 1 <= batch_size <= DEFAULT_BATCH:
             raise ValueError(f"batch_size must be 1..{DEFAULT_BATCH}")
@@ -90,6 +94,7 @@ class Uploader:
         self.rng = rng
         self.upload_bindings = upload_bindings
         self.on_progress = on_progress
+        self.roster = roster  # to undo a card binding the server refused
         self.status = SyncStatus()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -217,10 +222,26 @@ class Uploader:
                 return 0
             raise
         acked = [str(b) for b in (*answer.get("accepted", []), *answer.get("duplicates", []))]
-        sent = {b.binding_id for b in pending}
+        sent = {b.binding_id: b for b in pending}
         n = self.outbox.mark_bindings_acked([b for b in acked if b in sent])
         self.status.bindings_uploaded += n
+        self._settle_rejected_bindings(answer.get("rejected", []), sent)
         return n
+
+    def _settle_rejected_bindings(self, rejected: list[dict[str, Any]], sent: dict[str, Any]) -> None:
+        """A refusal is final: stop re-sending, stop honouring the card locally, tell staff through health."""
+        for item in rejected:
+            binding = sent.get(str(item.get("id")))
+            if binding is None:
+                continue
+            self.outbox.mark_bindings_acked([binding.binding_id])
+            if self.roster is not None:
+                self.roster.drop_local_binding(binding.credential_hash)
+            self.status.bindings_rejected += 1
+            self.status.last_binding_rejection = (
+                f"{item.get('code')}: {item.get('message_zh')} / {item.get('message')}"
+            )
+            logger.warning("server refused card binding %s: %s", binding.binding_id, item.get("code"))
 
     def drain(self, max_batches: int = 10_000) -> int:
         """Upload until the outbox is empty (or a batch is not fully acknowledged); for tools and tests."""
@@ -283,6 +304,7 @@ class SyncAgent:
             backoff_base_s=float(options.get("backoff_base_s", DEFAULT_BACKOFF_BASE_S)),
             backoff_cap_s=float(options.get("backoff_cap_s", DEFAULT_BACKOFF_CAP_S)),
             on_progress=self._report,
+            roster=service.roster,
         )
         self.heartbeat = HeartbeatAgent(
             service,

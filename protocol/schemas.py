@@ -31,6 +31,10 @@ MESSAGE_MODELS: tuple[type[messages.Message], ...] = (
     messages.Command,
     messages.CommandResult,
     messages.ErrorResponse,
+    messages.BindingBatch,
+    messages.BindingAck,
+    messages.KeyRotationRequest,
+    messages.KeyRotationResponse,
 )
 
 

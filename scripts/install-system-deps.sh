@@ -43,4 +43,9 @@ if [ "$mode" = "test" ] && ! pg_up; then
   psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 \
     || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE test"
 fi
+if [ "$mode" = "test" ] && command -v systemctl >/dev/null && systemctl is-active --quiet pcscd.socket 2>/dev/null; then
+  # The PC/SC tests run their own pcscd with the vpcd virtual reader; Debian's socket-activated one would hold
+  # /run/pcscd/pcscd.comm.
+  $SUDO systemctl disable --now pcscd.socket pcscd.service || true
+fi
 echo "system dependencies ready ($mode)" >&2

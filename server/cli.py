@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from .qr.cli import qr_group
+
 logger = logging.getLogger(__name__)
 
 
@@ -67,7 +69,10 @@ def _redact(url: str) -> str:
 
 @click.group("admin")
 def admin_group() -> None:
-    """Administration: users, kiosk enrolment tokens. 管理:用户、终端注册令牌。"""
+    """Administration: users, kiosk enrolment tokens, QR codes. 管理:用户、终端注册令牌、二维码。"""
+
+
+admin_group.add_command(qr_group)
 
 
 @admin_group.command("create-user")
@@ -119,3 +124,34 @@ def create_user(
     except AccountError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+@admin_group.command("enrol-token")
+@click.option("--centre", "centre_code", required=True, help="Service centre code. 服务中心编码。")
+@click.option(
+    "--ttl-hours",
+    default=24.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01, max=24 * 30),
+    help="Hours until the token expires. 令牌有效小时数。",
+)
+def enrol_token(centre_code: str, ttl_hours: float) -> None:
+    """Make a one-time kiosk enrolment token for a centre (shown once).
+
+    为服务中心生成一次性终端注册令牌(仅显示一次)。在终端上运行:
+    baodao kiosk enrol --server URL --token TOKEN
+    """
+    from datetime import timedelta
+
+    from .api.enrolment import EnrolTokenError, create_enrol_token
+
+    app = _app()
+    try:
+        with app.app_context(), app.extensions["baodao_db"].begin() as session:
+            token, row = create_enrol_token(session, centre_code, ttl=timedelta(hours=ttl_hours))
+            expires = row.expires_at.isoformat(timespec="seconds")
+    except EnrolTokenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(token)
+    click.echo(f"centre {centre_code}; expires {expires} (UTC) / 过期时间", err=True)

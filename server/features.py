@@ -9,4 +9,8 @@ from collections.abc import Callable
 
 from flask import Flask
 
-FEATURES: list[Callable[[Flask], None]] = []
+from server.api import register as register_kiosk_api
+from server.qr import register as register_qr_phone
+from server.web import register as register_staff_web
+
+FEATURES: list[Callable[[Flask], None]] = [register_kiosk_api, register_staff_web, register_qr_phone]

@@ -105,3 +105,123 @@ def make_user(session: Session, role: str = "admin", **kw: Any) -> User:
 
 def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
     return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
+
+
+# ---- kiosk API: wire events and signed requests (server/api, server/ingest) ---------------------------
+
+
+def make_wire_events(
+    n: int,
+    *,
+    start_seq: int = 1,
+    prev_hash: str = "0" * 64,
+    member_id: int | None = None,
+    credential_hash_hex: str | None = None,
+    start: datetime | None = None,
+    step_s: float = 120.0,
+    direction: str = "in",
+    clock_offset_ms: int = 0,
+) -> list[dict[str, Any]]:
+    """``n`` chained TapEvent dicts as a kiosk would upload them (wire form, hashes computed).
+
+    Directions alternate in/out starting from ``direction`` (the server recomputes roles anyway).
+    """
+    from datetime import timedelta
+
+    from protocol.chain import compute_hash
+    from protocol.ids import uuid7
+
+    start = start or datetime.now(UTC) - timedelta(hours=1)
+    cred = credential_hash_hex or credential_hash(TEST_CREDENTIAL_KEY, "card", secrets.token_hex(4))
+    events = []
+    for i in range(n):
+        at = start + timedelta(seconds=step_s * i)
+        event: dict[str, Any] = {
+            "event_id": str(uuid7()),
+            "seq": start_seq + i,
+            "prev_hash": prev_hash,
+            "credential_kind": "card",
+            "credential_hash": cred,
+            "member_id": member_id,
+            "direction": direction if i % 2 == 0 else ("out" if direction == "in" else "in"),
+            "device_time": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "device_tz": "Asia/Shanghai",
+            "clock_offset_ms": clock_offset_ms,
+        }
+        if member_id is None:
+            event["direction"] = "unknown"
+        event["hash"] = compute_hash(prev_hash, {**event, "device_time": at})
+        prev_hash = event["hash"]
+        events.append(event)
+    return events
+
+
+def signed_headers(kiosk: Kiosk, method: str, path: str, body: bytes, **kw: Any) -> dict[str, str]:
+    """Headers of a request signed with ``kiosk``'s secret (``timestamp``/``nonce`` overridable)."""
+    from protocol.signing import sign_request
+
+    headers = sign_request(kiosk.kiosk_uid, bytes.fromhex(kiosk.secret), method, path, body, **kw)
+    return {**headers, "Content-Type": "application/json"}
+
+
+# ---- staff web app: stored taps and signed-in test clients (server/web) -------------------------------
+
+
+def make_tap(
+    session: Session,
+    kiosk: Kiosk,
+    member: Member | None,
+    at: datetime,
+    *,
+    direction: str = "in",
+    flags: str | None = None,
+    **kw: Any,
+) -> Any:
+    """A stored TapEvent at ``kiosk`` (next sequence number; hashes are placeholders, not a real chain)."""
+    from protocol.ids import uuid7
+    from server.models import TapEvent
+
+    kiosk.last_seq += 1
+    fields = {
+        "event_id": uuid7(),
+        "kiosk_id": kiosk.id,
+        "centre_id": kiosk.centre_id,
+        "community_id": kiosk.community_id,
+        "seq": kiosk.last_seq,
+        "prev_hash": "0" * 64,
+        "hash": secrets.token_hex(32),
+        "credential_kind": "card",
+        "credential_hash": secrets.token_hex(32),
+        "member_id": member.id if member else None,
+        "direction": direction,
+        "device_time": at,
+        "device_tz": "Asia/Shanghai",
+        "clock_offset_ms": 0,
+        "effective_time": at,
+        "flags": flags,
+    }
+    return _add(session, TapEvent(**{**fields, **kw}))
+
+
+def web_login(client: Any, username: str, password: str = TEST_PASSWORD) -> Any:
+    """Sign a Flask test client in through the real login form (CSRF token included); returns the response."""
+    client.get("/login")
+    with client.session_transaction() as sess:
+        token = sess["_csrf"]
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+def web_csrf(client: Any) -> str:
+    """The CSRF token of a test client's session (created if the session has none yet)."""
+    with client.session_transaction() as sess:
+        if "_csrf" not in sess:
+            sess["_csrf"] = secrets.token_urlsafe(32)
+        return sess["_csrf"]
+
+
+def web_session(client: Any, user: User) -> None:
+    """Sign ``user`` in on a test client without the password check (for tests about something else:
+    scope, review). Sets what ``server.web.auth`` puts in the cookie after a real sign-in."""
+    with client.session_transaction() as sess:
+        sess["uid"] = user.id
+        sess["stamp"] = (user.password_changed_at or user.created_at).isoformat()

@@ -3,6 +3,15 @@
 Parse a request body with ``Model.model_validate_json(body)``; send with ``model.to_json_bytes()``.
 """
 
+from protocol.messages.bindings import (
+    MAX_BINDINGS,
+    BindingAck,
+    BindingBatch,
+    BindingRejection,
+    CardBinding,
+    KeyRotationRequest,
+    KeyRotationResponse,
+)
 from protocol.messages.common import MAX_BODY_BYTES, Message
 from protocol.messages.enrolment import CentreInfo, EnrolRequest, EnrolResponse
 from protocol.messages.errors import ErrorResponse
@@ -32,9 +41,14 @@ from protocol.messages.heartbeat import (
 
 __all__ = [
     "MAX_BATCH_EVENTS",
+    "MAX_BINDINGS",
     "MAX_BODY_BYTES",
     "BatchAck",
+    "BindingAck",
+    "BindingBatch",
+    "BindingRejection",
     "CameraStatus",
+    "CardBinding",
     "CentreInfo",
     "ChainFlag",
     "ChainStatus",
@@ -49,6 +63,8 @@ __all__ = [
     "HealthReport",
     "HeartbeatRequest",
     "HeartbeatResponse",
+    "KeyRotationRequest",
+    "KeyRotationResponse",
     "Message",
     "ReaderState",
     "ReaderStatus",

@@ -2,9 +2,20 @@
 
 from .base import Base, UTCDateTime, utcnow
 from .events import TapEvent
-from .kiosks import EnrolmentToken, Kiosk, KioskCommand, KioskConfig, KioskHeartbeat, RateLimitHit, UsedNonce
+from .kiosks import (
+    EnrolmentToken,
+    Kiosk,
+    KioskBinding,
+    KioskCommand,
+    KioskConfig,
+    KioskHeartbeat,
+    RateLimitHit,
+    UsedNonce,
+)
 from .members import Credential, Member
 from .org import Community, ServiceCentre, Unit, UnitCommunity
+from .qr import QrBadge, QrLoginLink, QrSigningKey, QrTokenUse
+from .recompute import RecomputeQueueEntry
 from .sessions import Correction, ServiceSession
 from .users import AuditRecord, User
 
@@ -19,11 +30,17 @@ __all__ = [
     "Credential",
     "EnrolmentToken",
     "Kiosk",
+    "KioskBinding",
     "KioskCommand",
     "KioskConfig",
     "KioskHeartbeat",
     "Member",
+    "QrBadge",
+    "QrLoginLink",
+    "QrSigningKey",
+    "QrTokenUse",
     "RateLimitHit",
+    "RecomputeQueueEntry",
     "ServiceCentre",
     "ServiceSession",
     "TapEvent",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, utcnow
@@ -29,6 +29,13 @@ class TapEvent(Base):
         CheckConstraint("seq >= 1", name="seq_positive"),
         Index("ix_tap_events_member_time", "member_id", "effective_time"),
         Index("ix_tap_events_community_time", "community_id", "effective_time"),
+        # The review queue looks for flagged taps (server/web/review.py): only the few flagged rows indexed.
+        Index(
+            "ix_tap_events_flagged",
+            "event_id",
+            sqlite_where=text("flags IS NOT NULL"),
+            postgresql_where=text("flags IS NOT NULL"),
+        ),
     )
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     kiosk_id: Mapped[int] = mapped_column(ForeignKey("kiosks.id"))
@@ -43,6 +50,7 @@ class TapEvent(Base):
     direction: Mapped[str] = mapped_column(String(16))  # as the kiosk decided it, offline
     trust: Mapped[str | None] = mapped_column(String(16))  # e.g. "card", "badge" (lower), "phone"
     qr_step: Mapped[int | None] = mapped_column(BigInteger)
+    badge_serial: Mapped[str | None] = mapped_column(String(16))  # covered by the chain hash, so kept
     reason: Mapped[str | None] = mapped_column(String(64))
     device_time: Mapped[datetime]
     device_tz: Mapped[str] = mapped_column(String(64))

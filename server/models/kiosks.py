@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
+
+from protocol.ids import uuid7
 
 from .base import Base, utcnow
 from .members import _in
@@ -47,6 +50,37 @@ class Kiosk(Base):
     software_version: Mapped[str | None] = mapped_column(String(40))
     clock_offset_ms: Mapped[int | None] = mapped_column(BigInteger)
     health: Mapped[dict[str, Any] | None]
+    # Key rotation (server/api/rotation.py): the secret before the last rotation still verifies until
+    # ``previous_secret_until`` — shortened to a brief overlap once the new secret has signed a request.
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_until: Mapped[datetime | None]
+    secret_rotated_at: Mapped[datetime | None]
+    secret_confirmed_at: Mapped[datetime | None]
+
+
+BINDING_STATUSES = ("accepted", "rejected")
+
+
+class KioskBinding(Base):
+    """A card binding staff made at a kiosk, as uploaded (server/api/bindings.py): idempotent by
+    ``binding_uid``, kept whether accepted or refused so a re-sent binding gets the same answer."""
+
+    __tablename__ = "kiosk_bindings"
+    __table_args__ = (CheckConstraint(_in("status", BINDING_STATUSES), name="status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    binding_uid: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    kiosk_id: Mapped[int] = mapped_column(ForeignKey("kiosks.id"), index=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    member_id: Mapped[int] = mapped_column(BigInteger)  # as sent (may name no member: then rejected)
+    credential_kind: Mapped[str] = mapped_column(String(16))
+    credential_hash: Mapped[str] = mapped_column(String(64))
+    credential_id: Mapped[int | None] = mapped_column(ForeignKey("credentials.id"))
+    staff_ref: Mapped[str | None] = mapped_column(String(200))
+    device_time: Mapped[datetime]
+    device_tz: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(40))
 
 
 class EnrolmentToken(Base):
@@ -86,6 +120,8 @@ class KioskCommand(Base):
         Index("ix_kiosk_commands_pending", "kiosk_id", "status"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The id on the wire (protocol Command.command_id is a UUIDv7); made when the row is created.
+    command_uid: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True, index=True, default=uuid7)
     kiosk_id: Mapped[int] = mapped_column(ForeignKey("kiosks.id"))
     name: Mapped[str] = mapped_column(String(32))
     args: Mapped[dict[str, Any] | None]

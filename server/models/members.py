@@ -33,6 +33,8 @@ class Member(Base):
     pin_hash: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bumped on every ORM update: the kiosk roster's incremental cursor (server/roster.py) follows it.
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
     credentials: Mapped[list[Credential]] = relationship(back_populates="member", order_by="Credential.id")
 
@@ -75,5 +77,7 @@ class Credential(Base):
     revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     revoked_reason: Mapped[str | None] = mapped_column(String(200))
     replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("credentials.id"))
+    # Bumped on every ORM update (revocation included): the kiosk roster's incremental cursor follows it.
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
     member: Mapped[Member] = relationship(back_populates="credentials")

@@ -33,6 +33,12 @@ class ServiceSession(Base):
         Index("ix_service_sessions_member_start", "member_id", "started_at"),
         Index("ix_service_sessions_community_start", "community_id", "started_at"),
         Index("ix_service_sessions_status", "status"),
+        # Reports over a whole city month/year (server/reports): an index-only scan on PostgreSQL.
+        Index(
+            "ix_service_sessions_started_reports",
+            "started_at",
+            postgresql_include=["status", "credited_minutes", "unit_id", "community_id", "member_id"],
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)

@@ -158,6 +158,12 @@
   function onState(s) {
     var prevMode = state ? state.mode : null;
     state = s;
+    if ((s.language === "zh" || s.language === "en") && s.language !== defaultLang) {
+      // a pushed config changed the default language: follow it unless a member is using the other one
+      var following = lang === defaultLang;
+      defaultLang = s.language;
+      if (following) { lang = defaultLang; applyLang(); }
+    }
     if (s.mode !== "binding" && prevMode === "binding") resetBinding();
     if (s.mode === "binding" && prevMode !== "binding") { resetBinding(); if (s.binding_captured) binding.stage = "pick"; }
     if (s.mode !== "idle") keypadOpen = false;
@@ -177,7 +183,7 @@
   function headFor(o) {
     if (o.kind === "in" || o.kind === "out") return t(o.kind);
     if (o.kind === "duplicate" || o.kind === "bound") return lang === "en" ? o.message_en : o.message_zh;
-    if (o.kind === "pin_wrong" || o.kind === "invalid") return lang === "en" ? o.message_en : o.message_zh;
+    if (o.kind === "pin_wrong" || o.kind === "invalid" || o.kind === "qr_refused") return lang === "en" ? o.message_en : o.message_zh;
     return t("see_staff");
   }
   function iconFor(o) {

@@ -145,7 +145,7 @@ def write_config(root: Path, port: int, *, dead_server: str, debounce_s: float =
 
 @dataclass
 class KioskProcess:
-    """``python -m kiosk.ui.launch --config …`` (``baodao kiosk`` + the touch screen) in a temp dir."""
+    """``python -m baodao kiosk --config …`` (the kiosk with its touch screen) in a temp dir."""
 
     root: Path
     extra_members: int = 0
@@ -182,7 +182,7 @@ class KioskProcess:
         env = {**os.environ, "BAODAO_LOG_LEVEL": "INFO"}
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk.ui.launch", "--config", str(config)],
+            [sys.executable, "-m", "baodao", "kiosk", "--config", str(config)],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,

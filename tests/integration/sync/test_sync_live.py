@@ -178,7 +178,7 @@ def test_heartbeat_applies_roster_runs_commands_once_and_reports_results(
         kiosk = session.scalars(select(Kiosk)).one()
         assert kiosk.health is not None and kiosk.health["locked"] is True
     engine.dispose()
-    assert status == {"lock_screen": "done", "show_message": "done", "rotate_key": "failed"}
+    assert status == {"lock_screen": "done", "show_message": "done", "rotate_key": "done"}
 
 
 def test_forged_secret_is_refused_with_a_typed_error(
@@ -193,3 +193,33 @@ def test_forged_secret_is_refused_with_a_typed_error(
     assert err.value.status == 401 and err.value.code == "bad_signature" and not err.value.retryable
     assert outbox.stats().depth == 1
     assert server_events(db_url) == []
+
+
+def test_a_refused_card_binding_is_settled_and_stops_working_locally(
+    live_server: LiveServer, db_url: str, tmp_path: Path
+) -> None:
+    from kiosk.roster import RosterMember
+
+    client, seeded = _enrolled(live_server, db_url, tmp_path, members=2)
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    roster = Roster(tmp_path / "roster.sqlite3")
+    taken = credential_hash(TEST_CREDENTIAL_KEY, "card", seeded.cards[0])  # already member 0's card
+    fresh = credential_hash(TEST_CREDENTIAL_KEY, "card", "04C0FFEE000001")
+    now = dt.datetime.now(dt.UTC)
+    for chash in (taken, fresh):
+        outbox.append_binding(
+            credential_kind="card",
+            credential_hash=chash,
+            member_id=seeded.members[1],
+            device_time=now,
+            device_tz="Asia/Shanghai",
+            staff_ref="staff-card",
+        )
+        roster.add_local_binding(chash, "card", RosterMember(seeded.members[1], "张*", "unit", "card"))
+
+    uploader = Uploader(outbox, client, roster=roster)
+    assert uploader.sync_bindings() == 1  # the fresh card
+    assert uploader.status.bindings_rejected == 1 and uploader.status.last_binding_rejection
+    assert outbox.pending_bindings() == []  # the refusal is final: nothing is re-sent
+    assert roster.lookup(taken) is None  # no longer honoured at this kiosk
+    assert roster.lookup(fresh) is not None

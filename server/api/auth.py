@@ -1,0 +1,163 @@
+"""Authentication of signed kiosk requests: signature, clock skew, revocation, and single-use nonces.
+
+:func:`protocol.signing.verify_request` proves the request came from the holder of the kiosk secret and
+is recent; the nonce must additionally be unused. Nonces live in the ``used_nonces`` table — never in one
+process's memory — so a request replayed to another gunicorn worker is refused too: the primary key
+makes the second insert fail, whichever worker runs it. The nonce row is written in the request's own
+transaction, so a request that fails later (validation, a crash) leaves nothing behind, and the kiosk's
+retry carries a fresh nonce anyway.
+
+The stored key is ``sha256(kiosk_uid:nonce)``: fixed length whatever nonce length the protocol allows, and
+scoped to the kiosk so two kiosks can never collide.
+
+After a key rotation (:mod:`.rotation`) a request may also verify with the kiosk's *previous* secret,
+until ``previous_secret_until``; the first request signed with the new secret shortens that to the
+overlap (:func:`secret_overlap`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app, request
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from protocol.signing import (
+    BadSignature,
+    ClockSkew,
+    SigningError,
+    VerifiedRequest,
+    parse_signature_headers,
+    request_target,
+    verify_request,
+)
+from server.models import Kiosk, UsedNonce
+
+from .errors import ApiError
+
+logger = logging.getLogger(__name__)
+security_log = logging.getLogger("baodao.security")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def nonce_key(kiosk_uid: str, nonce: str) -> str:
+    return hashlib.sha256(f"{kiosk_uid}:{nonce}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """The kiosk that signed the request, and whether it signed with the secret it had before a rotation."""
+
+    kiosk: Kiosk
+    used_previous_secret: bool
+
+
+def secret_overlap() -> timedelta:
+    """How long the old secret keeps verifying once the new one has signed a request (in-flight requests
+    from other kiosk threads were signed before the switch). Default: twice the skew window."""
+    default = 2 * int(current_app.config.get("SIGNATURE_MAX_SKEW_S", 300))
+    return timedelta(seconds=int(current_app.config.get("KIOSK_SECRET_OVERLAP_S", default)))
+
+
+def _verify(kiosk: Kiosk, secret_hex: str, max_skew: int, now: datetime) -> VerifiedRequest:
+    return verify_request(
+        request.headers,  # type: ignore[arg-type]
+        request.method,
+        request_target(request.path, request.query_string),
+        request.get_data(cache=True),
+        bytes.fromhex(secret_hex),
+        now=now.timestamp(),
+        max_skew_s=max_skew,
+    )
+
+
+def _verify_either(kiosk: Kiosk, max_skew: int, now: datetime) -> tuple[VerifiedRequest, bool]:
+    """Verify with the current secret, else with the previous one while it is still valid."""
+    try:
+        return _verify(kiosk, kiosk.secret, max_skew, now), False
+    except BadSignature:
+        previous_valid = (
+            kiosk.previous_secret is not None
+            and kiosk.previous_secret_until is not None
+            and kiosk.previous_secret_until > now
+        )
+        if not previous_valid:
+            raise
+        assert kiosk.previous_secret is not None
+        return _verify(kiosk, kiosk.previous_secret, max_skew, now), True
+
+
+def _confirm_new_secret(kiosk: Kiosk, now: datetime) -> None:
+    """The first request signed with a rotated-in secret proves the kiosk stored it: the old secret now
+    only has the short overlap left (until then it stayed valid, so a lost rotation answer cannot lock
+    the kiosk out)."""
+    if kiosk.previous_secret is None or kiosk.secret_confirmed_at is not None:
+        return
+    kiosk.secret_confirmed_at = now
+    cutoff = now + secret_overlap()
+    if kiosk.previous_secret_until is None or kiosk.previous_secret_until > cutoff:
+        kiosk.previous_secret_until = cutoff
+    security_log.info(
+        "kiosk %s signed with its new secret; old secret valid until %s", kiosk.kiosk_uid, cutoff
+    )
+
+
+def authenticate(db: Session) -> Authenticated:
+    """The enrolled, active kiosk that signed this request, with its nonce recorded; else an ApiError."""
+    headers = request.headers
+    try:
+        parsed = parse_signature_headers(headers)  # type: ignore[arg-type]
+    except SigningError as exc:
+        raise ApiError(401, exc.code, str(exc), exc.message_zh) from None
+    kiosk = db.scalars(select(Kiosk).where(Kiosk.kiosk_uid == parsed.kiosk_id)).one_or_none()
+    if kiosk is None:
+        security_log.warning("request from unknown kiosk %s", parsed.kiosk_id)
+        raise ApiError(401, "unknown_kiosk", "unknown kiosk id", "终端未注册")
+    max_skew = int(current_app.config.get("SIGNATURE_MAX_SKEW_S", 300))
+    now = _now()
+    try:
+        verified, used_previous = _verify_either(kiosk, max_skew, now)
+    except ClockSkew as exc:
+        raise ApiError(
+            401, exc.code, str(exc), exc.message_zh, server_time=datetime.fromtimestamp(exc.server_time, UTC)
+        ) from None
+    except SigningError as exc:
+        security_log.warning("rejected request from kiosk %s: %s", kiosk.kiosk_uid, exc.code)
+        raise ApiError(401, exc.code, str(exc), exc.message_zh) from None
+    if kiosk.status != "active":
+        security_log.warning("request from revoked kiosk %s", kiosk.kiosk_uid)
+        raise ApiError(403, "revoked_kiosk", "this kiosk has been revoked", "该终端已被停用")
+    try:
+        db.execute(
+            insert(UsedNonce),
+            [{"nonce": nonce_key(kiosk.kiosk_uid, verified.nonce), "kiosk_id": kiosk.id, "seen_at": now}],
+        )
+    except IntegrityError:
+        db.rollback()
+        security_log.warning("replayed nonce from kiosk %s", kiosk.kiosk_uid)
+        raise ApiError(
+            409, "replayed_nonce", "request nonce already used", "请求重复(随机数已使用)"
+        ) from None
+    if not used_previous:
+        _confirm_new_secret(kiosk, now)
+    return Authenticated(kiosk, used_previous)
+
+
+def authenticate_kiosk(db: Session) -> Kiosk:
+    """:func:`authenticate` for endpoints that do not care which of the kiosk's secrets signed."""
+    return authenticate(db).kiosk
+
+
+def purge_nonces(db: Session, max_skew_s: int) -> int:
+    """Forget nonces older than twice the skew window: a request that old is refused for its timestamp."""
+    cutoff = _now() - timedelta(seconds=2 * max_skew_s)
+    result = db.execute(delete(UsedNonce).where(UsedNonce.seen_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)

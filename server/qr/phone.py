@@ -1,0 +1,258 @@
+"""The member's phone page under ``/m/``: log in, then show a QR code that changes every 30 seconds.
+
+The private key never leaves the server: the page receives *signed tokens*, each already rendered as an
+SVG, for the current step and the next :data:`AHEAD_STEPS` (by default 4, i.e. the code keeps working for
+about 2½ minutes without a network — long enough for a lift or a basement corridor, short enough that a
+copied page is worth little: every token is single-use at a kiosk and the server flags the same token from
+two kiosks). A small inline script picks the SVG for the current step (clock corrected by the server time
+sent with the tokens, so a phone with a wrong clock still shows the right code) and fetches fresh tokens
+every :data:`REFRESH_S` seconds; when the pre-fetched steps run out it says so instead of showing a stale
+code. No third-party JavaScript, no QR library in the browser.
+
+Chinese by default, English with ``?lang=en`` (kept in the session). CSRF token on every form.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy.orm import Session
+
+from protocol.masking import mask_name
+from protocol.qrtoken import STEP_SECONDS, mint_phone_token, step_at
+from server.db import get_db
+from server.models import Member
+
+from . import login
+from .keys import ensure_signing_key, sealing_key, signer
+from .render import qr_svg
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("qr_phone", __name__, url_prefix="/m", template_folder="templates")
+
+AHEAD_STEPS = 4
+REFRESH_S = 20
+SESSION_MEMBER = "qr_member"
+SESSION_LANG = "qr_lang"
+_CSRF = "qr_csrf"
+
+TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "title": "我的报到码",
+        "member_no": "党员编号",
+        "pin": "密码(PIN)",
+        "login": "登录",
+        "logout": "退出",
+        "wrong": "编号或密码错误",
+        "locked": "尝试次数过多,请 {minutes} 分钟后再试",
+        "rate_limited": "尝试次数过多,请稍后再试",
+        "hint": "请将二维码对准终端摄像头",
+        "changes": "二维码每30秒更新,截图无效",
+        "offline": "网络已断开,二维码仍可使用 {seconds} 秒",
+        "expired": "二维码已失效,请联网后刷新页面",
+        "link_title": "一次性登录链接",
+        "link_go": "进入我的报到码",
+        "link_bad": "链接无效、已使用或已过期,请联系工作人员",
+        "switch": "English",
+    },
+    "en": {
+        "title": "My check-in code",
+        "member_no": "Member number",
+        "pin": "PIN",
+        "login": "Log in",
+        "logout": "Log out",
+        "wrong": "Wrong member number or PIN",
+        "locked": "Too many attempts — try again in {minutes} min",
+        "rate_limited": "Too many attempts — please try again later",
+        "hint": "Hold the code up to the kiosk camera",
+        "changes": "The code changes every 30 s; screenshots do not work",
+        "offline": "Offline — this code keeps working for {seconds} s",
+        "expired": "The code has expired — reconnect and reload the page",
+        "link_title": "One-time login link",
+        "link_go": "Open my check-in code",
+        "link_bad": "This link is invalid, used or expired — please see staff",
+        "switch": "中文",
+    },
+}
+
+
+def register(app: Any) -> None:
+    for key, value in login.DEFAULTS.items():
+        app.config.setdefault(key, value)
+    app.register_blueprint(bp)
+
+
+def _db() -> Session:
+    return get_db(current_app).session()  # type: ignore[misc,operator]
+
+
+def _lang() -> str:
+    asked = request.args.get("lang")
+    if asked in TEXT:
+        session[SESSION_LANG] = asked
+    return session.get(SESSION_LANG, "zh") if session.get(SESSION_LANG) in TEXT else "zh"
+
+
+def _csrf_token() -> str:
+    token = session.get(_CSRF)
+    if not token:
+        token = session[_CSRF] = secrets.token_urlsafe(32)
+    return token
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    if request.method == "POST":
+        expected = session.get(_CSRF) or ""
+        given = request.form.get("csrf_token", "")
+        if not expected or not hmac.compare_digest(str(expected), str(given)):
+            abort(400, description="csrf")
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    lang = _lang()
+    return render_template(
+        template,
+        t=TEXT[lang],
+        lang=lang,
+        other="en" if lang == "zh" else "zh",
+        csrf_token=_csrf_token(),
+        **context,
+    ), status
+
+
+def _current_member() -> Member | None:
+    member_id = session.get(SESSION_MEMBER)
+    if not isinstance(member_id, int):
+        return None
+    member = _db().get(Member, member_id)
+    if member is None or member.status != "active":
+        session.pop(SESSION_MEMBER, None)
+        return None
+    return member
+
+
+def _log_in(member: Member) -> None:
+    lang = session.get(SESSION_LANG)
+    session.clear()  # a fresh session: no fixation from before the login
+    session[SESSION_MEMBER] = member.id
+    if lang:
+        session[SESSION_LANG] = lang
+
+
+def token_payload(db: Session, member: Member, now: float | None = None) -> dict[str, Any]:
+    """Signed tokens (text + SVG) for the current step and :data:`AHEAD_STEPS` after it."""
+    now = time.time() if now is None else now
+    seal = sealing_key(current_app.config)
+    ensure_signing_key(db, seal)
+    sign = signer(db, seal)
+    first = step_at(now)
+    steps = []
+    for step in range(first, first + AHEAD_STEPS + 1):
+        token = mint_phone_token(sign.private_key, sign.key_id, member.id, step)
+        steps.append({"step": step, "token": token, "svg": qr_svg(token)})
+    return {
+        "server_time_ms": int(now * 1000),
+        "step_seconds": STEP_SECONDS,
+        "refresh_s": REFRESH_S,
+        "steps": steps,
+    }
+
+
+@bp.get("/")
+def index() -> Any:
+    member = _current_member()
+    if member is None:
+        return _page("qr/login.html")
+    db = _db()
+    payload = token_payload(db, member)
+    db.commit()  # a first signing key created on a fresh installation
+    return _page("qr/code.html", payload=payload, masked_name=mask_name(member.name))
+
+
+@bp.post("/login")
+def pin_login() -> Any:
+    db = _db()
+    attempt = login.pin_login(
+        db,
+        request.form.get("member_no", ""),
+        request.form.get("pin", ""),
+        request.remote_addr or "?",
+        current_app.config,
+    )
+    db.commit()
+    if attempt.result is login.LoginResult.OK and attempt.member is not None:
+        _log_in(attempt.member)
+        return redirect(url_for("qr_phone.index"))
+    t = TEXT[_lang()]
+    if attempt.result is login.LoginResult.WRONG:
+        return _page("qr/login.html", 401, error=t["wrong"])
+    minutes = max(1, -(-attempt.retry_after_s // 60))
+    error = (
+        t["locked"].format(minutes=minutes)
+        if attempt.result is login.LoginResult.LOCKED
+        else t["rate_limited"]
+    )
+    page, status = _page("qr/login.html", 429, error=error)
+    return page, status, {"Retry-After": str(attempt.retry_after_s)}
+
+
+@bp.get("/link/<token>")
+def link(token: str) -> Any:
+    valid = login.link_is_valid(_db(), token, current_app.config["SECRET_KEY"], current_app.config)
+    return _page("qr/link.html", 200 if valid else 410, token=token, valid=valid)
+
+
+@bp.post("/link")
+def use_link() -> Any:
+    db = _db()
+    member = login.use_login_link(
+        db, request.form.get("token", ""), current_app.config["SECRET_KEY"], current_app.config
+    )
+    db.commit()
+    if member is None:
+        return _page("qr/link.html", 410, token="", valid=False)
+    _log_in(member)
+    return redirect(url_for("qr_phone.index"))
+
+
+@bp.get("/tokens.json")
+def tokens() -> Any:
+    member = _current_member()
+    if member is None:
+        return jsonify({"error": "login_required", "message_zh": "请重新登录"}), 401
+    db = _db()
+    payload = token_payload(db, member)
+    db.commit()
+    return jsonify(payload)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.pop(SESSION_MEMBER, None)
+    return redirect(url_for("qr_phone.index"))

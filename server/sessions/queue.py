@@ -1,0 +1,186 @@
+"""The session recompute queue: recomputation off the acknowledgement path, nothing lost on a crash.
+
+Why: recomputing sessions inside the upload request made the kiosk wait for derived data, and every
+batch recomputed the same busy members again. Now ingest only *enqueues* the affected members
+(:func:`enqueue_members`, one upsert in the transaction that inserts the taps), the kiosk is acknowledged
+after commit, and a recomputer drains the queue (:func:`drain_recompute_queue`): claim a chunk of members,
+recompute their sessions incrementally, delete their queue rows, commit — the deletion and the session
+upsert share a transaction, so a worker that dies between claim and commit leaves the rows for the next
+worker, and members enqueued many times before a drain are recomputed once.
+
+Claiming: on PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED``, so several server processes drain disjoint
+chunks; an upload that re-enqueues a member being recomputed waits for that row and then inserts a fresh
+one (the recomputer did not see its taps, so the member is recomputed again). SQLite has one writer: the
+drain takes the database write lock first, which is the claim.
+
+:class:`Recomputer` is the background thread every server process runs (started by the kiosk API's
+blueprint registration, see :mod:`server.api.events`); tests call :func:`drain_recompute_queue` directly.
+Staleness: a tap's session appears within about ``interval`` (default 2 s) plus one drain chunk after
+the upload is acknowledged, while the server keeps up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.models import RecomputeQueueEntry
+
+from .store import recompute_sessions
+
+logger = logging.getLogger(__name__)
+
+#: Members recomputed per transaction on PostgreSQL (row locks: uploads are not held up by a chunk).
+DEFAULT_CHUNK = 200
+#: On SQLite a chunk holds the one write lock every upload needs, so chunks are kept short.
+SQLITE_CHUNK = 25
+#: Seconds the recomputer sleeps when the queue is empty; during a burst of uploads this is also how
+#: many seconds of uploads one recomputation of a busy member covers.
+DEFAULT_INTERVAL_S = 2.0
+#: PostgreSQL advisory lock key that lets one recomputer thread drain at a time (``b"baodaoRQ"``).
+RECOMPUTER_LOCK_KEY = 0x62616F64616F5251
+
+
+def enqueue_members(db: Session, since: Mapping[int, datetime], *, now: datetime) -> None:
+    """Queue ``since`` (member id → earliest effective time of its new taps) in the caller's transaction.
+
+    A member already queued keeps one row with the earlier ``since`` and its original ``enqueued_at``.
+    Rows are written in member order so concurrent uploads lock them in the same order (no deadlock).
+    """
+    if not since:
+        return
+    rows = [{"member_id": m, "since": since[m], "enqueued_at": now} for m in sorted(since)]
+    table = RecomputeQueueEntry.__table__
+    if db.get_bind().dialect.name == "postgresql":
+        stmt = postgresql.insert(table)
+        earlier = func.least(table.c.since, stmt.excluded.since)
+    else:
+        stmt = sqlite.insert(table)
+        earlier = func.min(table.c.since, stmt.excluded.since)
+    db.execute(stmt.on_conflict_do_update(index_elements=["member_id"], set_={"since": earlier}), rows)
+
+
+def claim(db: Session, limit: int) -> dict[int, datetime]:
+    """Lock up to ``limit`` queued members (oldest first) for this transaction; member id → since."""
+    query = select(RecomputeQueueEntry.member_id, RecomputeQueueEntry.since).order_by(
+        RecomputeQueueEntry.enqueued_at, RecomputeQueueEntry.member_id
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    else:
+        db.execute(text("DELETE FROM used_nonces WHERE 1 = 0"))  # the write lock is SQLite's claim
+    return dict(db.execute(query.limit(limit)).tuples().all())
+
+
+def drain_recompute_queue(db: Session, limit: int = DEFAULT_CHUNK, *, now: datetime | None = None) -> int:
+    """Recompute one chunk of up to ``limit`` queued members and commit; returns how many were done.
+
+    Call it until it returns 0 to empty the queue. On an error the transaction is rolled back (the
+    rows stay queued) and the error is raised.
+    """
+    try:
+        claimed = claim(db, limit)
+        if not claimed:
+            db.rollback()
+            return 0
+        recompute_sessions(db, claimed, now=now or datetime.now(UTC), since=claimed)
+        db.execute(delete(RecomputeQueueEntry).where(RecomputeQueueEntry.member_id.in_(list(claimed))))
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return len(claimed)
+
+
+def drain_all(db: Session, limit: int = DEFAULT_CHUNK, *, now: datetime | None = None) -> int:
+    """Drain until the queue is empty (as seen by this worker); returns the members recomputed."""
+    total = 0
+    while done := drain_recompute_queue(db, limit, now=now):
+        total += done
+    return total
+
+
+def queue_depth(db: Session) -> int:
+    return int(db.scalar(select(func.count()).select_from(RecomputeQueueEntry)) or 0)
+
+
+class Recomputer:
+    """A daemon thread that drains the queue every ``interval`` seconds (at once while there is work).
+
+    One per process: :meth:`ensure_running` starts it in the current process if it is not running
+    there (gunicorn forks workers after the app may have been built), and is cheap to call per request.
+    """
+
+    def __init__(self, engine: Engine, *, interval: float = DEFAULT_INTERVAL_S, chunk: int | None = None):
+        self.engine = engine
+        self.interval = interval
+        self.chunk = chunk or (SQLITE_CHUNK if engine.dialect.name == "sqlite" else DEFAULT_CHUNK)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def ensure_running(self) -> None:
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="session-recomputer", daemon=True)
+            self._pid = os.getpid()
+            self._thread.start()
+            logger.info("session recomputer started", extra={"pid": self._pid})
+
+    def stop(self, timeout: float | None = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._pid == os.getpid():
+            self._thread.join(timeout)
+
+    def _throttled(self, db: Session) -> bool:
+        """On PostgreSQL one recomputer thread drains at a time, server-wide (a transaction-scoped
+        advisory lock): uploads keep the other cores. :func:`drain_recompute_queue` itself is safe to
+        run concurrently (``SKIP LOCKED``); this is about CPU, not correctness."""
+        if self.engine.dialect.name != "postgresql":
+            return False
+        return not db.scalar(select(func.pg_try_advisory_xact_lock(RECOMPUTER_LOCK_KEY)))
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                with Session(self.engine, expire_on_commit=False) as db:
+                    if self._throttled(db):
+                        db.rollback()
+                        done = 0
+                    else:
+                        done = drain_recompute_queue(db, self.chunk)
+                failures = 0
+            except Exception:
+                failures += 1
+                logger.exception("session recompute failed; the members stay queued")
+                done = 0
+            if done:
+                continue
+            self._wake.wait(self.interval * min(2**failures, 60))
+
+
+__all__ = [
+    "DEFAULT_CHUNK",
+    "Recomputer",
+    "claim",
+    "drain_all",
+    "drain_recompute_queue",
+    "enqueue_members",
+    "queue_depth",
+]

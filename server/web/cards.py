@@ -1,0 +1,257 @@
+"""Cards: bind, revoke (with a reason) and replace a member's card; the member's credential history.
+
+A card UID typed (or read by a desk reader acting as a keyboard) by staff is normalised and stored only as
+``credential_hash(CREDENTIAL_KEY, "card", uid)`` — the value a kiosk computes from the same card — plus a
+masked label (``…3B1C``) so staff can tell cards apart. The raw UID never reaches the database, the audit
+trail or a log line. Revoked credentials are kept (they are the history); a replacement revokes the old
+card and points it at the new one (``replaced_by_id``). The database allows one *active* credential per
+value, so binding a card that is active elsewhere is refused with a message, not an error page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from protocol.hashing import CredentialValueError, credential_hash, normalise_card_uid
+from server.config import key_bytes
+from server.models import Credential, Member, User, utcnow
+
+from . import audit
+from .common import db
+from .i18n import register_messages, t
+from .scope import current_scope, require_write
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("web_cards", __name__)
+
+REASON_MAX = 200
+CREDENTIAL_FIELDS = ("kind", "label", "status", "revoked_at", "revoked_reason", "replaced_by_id")
+
+register_messages(
+    {
+        "cards.title": ("卡片与凭证", "Cards and credentials"),
+        "cards.link": ("卡片管理", "Cards"),
+        "cards.bind": ("绑定卡片", "Bind card"),
+        "cards.uid": ("卡号(UID,十六进制)", "Card UID (hex)"),
+        "cards.uid_hint": (
+            "可直接刷卡或输入,例如 04:A2:3B:1C;系统只保存加密摘要和末四位。",
+            "Tap on the desk reader or type, e.g. 04:A2:3B:1C; only a keyed hash and the last four digits are kept.",
+        ),
+        "cards.bad_uid": ("卡号必须是 4-64 位十六进制数字。", "The card UID must be 4-64 hex digits."),
+        "cards.in_use": (
+            "这张卡已绑定在其他党员名下,请先注销。",
+            "This card is already bound to another member; revoke it there first.",
+        ),
+        "cards.bound": ("卡片 {label} 已绑定。", "Card {label} bound."),
+        "cards.revoke": ("注销", "Revoke"),
+        "cards.revoked": ("凭证 {label} 已注销。", "Credential {label} revoked."),
+        "cards.already_revoked": ("该凭证已注销。", "This credential is already revoked."),
+        "cards.replace": ("换卡", "Replace"),
+        "cards.replaced": ("已用 {new} 替换 {old}。", "{old} replaced by {new}."),
+        "cards.new_uid": ("新卡号", "New card UID"),
+        "cards.reason": ("原因", "Reason"),
+        "cards.reason_required": ("请填写原因。", "A reason is required."),
+        "cards.history": ("凭证历史", "Credential history"),
+        "cards.kind": ("类型", "Kind"),
+        "cards.label": ("标识", "Label"),
+        "cards.status": ("状态", "Status"),
+        "cards.issued": ("发放", "Issued"),
+        "cards.revoked_at": ("注销", "Revoked"),
+        "cards.replaced_by": ("替换为 {label}", "replaced by {label}"),
+        "cards.by": ("经办人", "By"),
+        "kind.card": ("IC 卡", "Card"),
+        "kind.id_card": ("身份证", "ID card"),
+        "kind.badge_qr": ("胸卡二维码", "Badge QR"),
+        "kind.phone_qr": ("手机二维码", "Phone QR"),
+        "kind.pin": ("PIN 码", "PIN"),
+        "credential_status.active": ("有效", "Active"),
+        "credential_status.revoked": ("已注销", "Revoked"),
+    }
+)
+
+
+class CardError(ValueError):
+    """A card operation refused; the message is shown to the person."""
+
+
+def card_label(uid: str) -> str:
+    """What staff see of a card: its last four hex digits (enough to tell two cards of a member apart)."""
+    return "…" + uid[-4:]
+
+
+def card_hash(uid: str) -> tuple[str, str]:
+    """The stored hash and the masked label of a UID as typed; raises :class:`CardError` if malformed."""
+    try:
+        normal = normalise_card_uid(uid)
+    except CredentialValueError:
+        raise CardError(t("cards.bad_uid")) from None
+    return credential_hash(key_bytes(current_app.config, "CREDENTIAL_KEY"), "card", normal), card_label(
+        normal
+    )
+
+
+def bind_card(s: Session, member: Member, uid: str, *, reason: str | None = None) -> Credential:
+    """Add an active card credential for ``member`` (audited); refuses a card active on anyone."""
+    value_hash, label = card_hash(uid)
+    taken = s.scalar(
+        select(Credential.id).where(
+            Credential.kind == "card", Credential.value_hash == value_hash, Credential.status == "active"
+        )
+    )
+    if taken is not None:
+        raise CardError(t("cards.in_use"))
+    row = Credential(
+        member_id=member.id,
+        kind="card",
+        value_hash=value_hash,
+        label=label,
+        issued_by=_uid(),
+        issued_at=utcnow(),
+    )
+    s.add(row)
+    s.flush()
+    audit.record(
+        s,
+        action="card.bind",
+        object_type="credential",
+        object_id=row.id,
+        after={"member_id": member.id, **audit.snapshot(row, CREDENTIAL_FIELDS)},
+        reason=reason,
+        community_id=member.community_id,
+    )
+    return row
+
+
+def revoke_credential(s: Session, member: Member, row: Credential, reason: str) -> None:
+    """Mark a credential revoked (kept as history). Badges go through issue 7's ``revoke_badge``."""
+    if row.status == "revoked":
+        raise CardError(t("cards.already_revoked"))
+    before = audit.snapshot(row, CREDENTIAL_FIELDS)
+    if row.kind == "badge_qr" and row.label:
+        from server.qr.badges import BadgeError, revoke_badge
+
+        try:
+            revoke_badge(s, row.label, reason=reason, revoked_by=_uid())
+        except BadgeError:  # a badge credential without a QrBadge row: revoke the credential itself
+            _revoke_row(row, reason)
+    else:
+        _revoke_row(row, reason)
+    s.flush()
+    audit.record(
+        s,
+        action="credential.revoke",
+        object_type="credential",
+        object_id=row.id,
+        before=before,
+        after=audit.snapshot(row, CREDENTIAL_FIELDS),
+        reason=reason,
+        community_id=member.community_id,
+    )
+
+
+def _revoke_row(row: Credential, reason: str) -> None:
+    row.status, row.revoked_at, row.revoked_by, row.revoked_reason = "revoked", utcnow(), _uid(), reason
+
+
+def _uid() -> int | None:
+    return g.user.id if g.get("user") is not None else None
+
+
+def _reason() -> str:
+    reason = request.form.get("reason", "").strip()
+    if not reason:
+        raise CardError(t("cards.reason_required"))
+    return reason[:REASON_MAX]
+
+
+def _credential(s: Session, member: Member, credential_id: int) -> Credential:
+    """The member's credential (404 if it belongs to someone else: the member is already scope-checked)."""
+    row = s.scalar(
+        select(Credential).where(Credential.id == credential_id, Credential.member_id == member.id)
+    )
+    if row is None:
+        abort(404)
+    return row
+
+
+def _back(member: Member) -> Any:
+    return redirect(url_for("web_cards.history", member_id=member.id))
+
+
+@bp.get("/members/<int:member_id>/cards")
+def history(member_id: int) -> Any:
+    scope = current_scope()
+    s = db()
+    member = scope.get_or_404(s, Member, member_id)
+    rows = list(
+        s.scalars(select(Credential).where(Credential.member_id == member.id).order_by(Credential.id.desc()))
+    )
+    labels = {r.id: r.label for r in rows}
+    user_ids = {u for r in rows for u in (r.issued_by, r.revoked_by) if u}
+    names = dict(s.execute(select(User.id, User.display_name).where(User.id.in_(user_ids))).tuples().all())
+    return render_template(
+        "cards/history.html", member=member, rows=rows, labels=labels, names=names, can_write=scope.can_write
+    )
+
+
+@bp.post("/members/<int:member_id>/cards")
+def bind(member_id: int) -> Any:
+    scope = require_write()
+    s = db()
+    member = scope.get_or_404(s, Member, member_id)
+    try:
+        row = bind_card(
+            s, member, request.form.get("uid", ""), reason=request.form.get("reason", "").strip() or None
+        )
+    except CardError as exc:
+        s.rollback()
+        flash(str(exc), "error")
+        return _back(member)
+    s.commit()
+    flash(t("cards.bound", label=row.label), "ok")
+    return _back(member)
+
+
+@bp.post("/members/<int:member_id>/cards/<int:credential_id>/revoke")
+def revoke(member_id: int, credential_id: int) -> Any:
+    scope = require_write()
+    s = db()
+    member = scope.get_or_404(s, Member, member_id)
+    row = _credential(s, member, credential_id)
+    try:
+        revoke_credential(s, member, row, _reason())
+    except CardError as exc:
+        s.rollback()
+        flash(str(exc), "error")
+        return _back(member)
+    s.commit()
+    flash(t("cards.revoked", label=row.label or row.kind), "ok")
+    return _back(member)
+
+
+@bp.post("/members/<int:member_id>/cards/<int:credential_id>/replace")
+def replace(member_id: int, credential_id: int) -> Any:
+    """Revoke a (lost, broken) card and bind its successor in one transaction."""
+    scope = require_write()
+    s = db()
+    member = scope.get_or_404(s, Member, member_id)
+    old = _credential(s, member, credential_id)
+    try:
+        reason = _reason()
+        if old.kind != "card":
+            raise CardError(t("cards.bad_uid"))
+        revoke_credential(s, member, old, reason)
+        new = bind_card(s, member, request.form.get("uid", ""), reason=reason)
+        old.replaced_by_id = new.id
+    except CardError as exc:
+        s.rollback()
+        flash(str(exc), "error")
+        return _back(member)
+    s.commit()
+    flash(t("cards.replaced", old=old.label, new=new.label), "ok")
+    return _back(member)

@@ -1,0 +1,340 @@
+"""The review queue: approve, adjust or reject sessions, bulk approve, and enter paper sessions.
+
+Every decision is a new ``Correction`` row (append-only) plus an audit record, followed by a recompute of
+the member's sessions from their taps and all corrections (``server.sessions.store.recompute_sessions``).
+Nothing here edits a tap event or writes a session's status directly: the session engine is the only
+writer of sessions, so a later recompute can never undo a decision. When the engine sets a correction
+aside (e.g. it would overlap another session) the page says so instead of pretending it applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from server.models import Correction, Member, ServiceCentre, ServiceSession, TapEvent, utcnow
+
+from . import audit
+from .common import db, form_int, paginate
+from .i18n import fmt_dt, parse_local, t
+from .scope import Scope, current_scope, require_write
+from .sessions_view import apply_filters, filter_choices, session_rows
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("web_review", __name__, url_prefix="/review")
+
+QUEUE_STATUSES = ("needs_review", "auto_closed")
+FLAGS_REVIEWED = ("chain_gap", "clock_drift")
+SESSION_FIELDS = ("status", "started_at", "ended_at", "credited_minutes", "reason", "source")
+MAX_REASON = 500
+
+
+class ReviewError(ValueError):
+    """A decision that cannot be taken as asked; the message is shown to the person."""
+
+
+def queue_clause() -> Any:
+    """Sessions that need a person: needs-review, auto-closed, or built from a chain-gap/clock-drift tap."""
+    flagged = select(TapEvent.event_id).where(
+        or_(*(TapEvent.flags.contains(flag, autoescape=True) for flag in FLAGS_REVIEWED))
+    )
+    return or_(
+        ServiceSession.status.in_(QUEUE_STATUSES),
+        (ServiceSession.status.in_(("open", "closed")))
+        & (ServiceSession.check_in_event_id.in_(flagged) | ServiceSession.check_out_event_id.in_(flagged)),
+    )
+
+
+def approvable(row: ServiceSession) -> bool:
+    """Approve credits the observed span, so the session needs an observed end (see sessions.corrections)."""
+    return row.ended_at is not None and row.status not in ("open", "auto_closed")
+
+
+def recompute(s: Session, member_ids: list[int]) -> None:
+    """Rebuild the members' sessions from taps and corrections (the session store's one entry point)."""
+    from server.sessions.store import recompute_sessions
+
+    recompute_sessions(s, member_ids, now=utcnow())
+
+
+def _reason() -> str:
+    reason = request.form.get("reason", "").strip()
+    if not reason:
+        raise ReviewError(t("review.reason_required"))
+    if len(reason) > MAX_REASON:
+        raise ReviewError(t("review.reason_too_long", n=MAX_REASON))
+    return reason
+
+
+def write_correction(
+    s: Session,
+    row: ServiceSession,
+    action: str,
+    reason: str,
+    *,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    minutes: int | None = None,
+) -> Correction:
+    """Append one correction for ``row`` and its audit record (the caller recomputes and commits)."""
+    before = audit.snapshot(row, SESSION_FIELDS)
+    if action == "approve":
+        if not approvable(row):
+            raise ReviewError(t("review.cannot_approve"))
+        after = {"status": "approved"}
+    elif action == "reject":
+        after = {"status": "rejected", "credited_minutes": 0}
+    elif action == "adjust":
+        start = started_at or row.started_at
+        end = ended_at or row.ended_at
+        if end is None or end <= start:
+            raise ReviewError(t("review.end_after_start"))
+        span = int((end - start).total_seconds() // 60)
+        if minutes is not None and not 0 <= minutes <= span:
+            raise ReviewError(t("review.minutes_range", n=span))
+        after = {
+            "status": "adjusted",
+            "started_at": start,
+            "ended_at": end,
+            "credited_minutes": span if minutes is None else minutes,
+        }
+    else:  # pragma: no cover - the routes only pass the three actions above
+        raise ValueError(action)
+    correction = Correction(
+        session_key=row.key,
+        member_id=row.member_id,
+        centre_id=row.centre_id,
+        community_id=row.community_id,
+        action=action,
+        reason=reason,
+        started_at=started_at,
+        ended_at=ended_at,
+        minutes=minutes,
+        before=audit.jsonable(before),
+        after=audit.jsonable(after),
+        user_id=g.user.id,
+        created_at=utcnow(),
+    )
+    s.add(correction)
+    s.flush()
+    audit.record(
+        s,
+        action=f"session.{action}",
+        object_type="service_session",
+        object_id=row.key,
+        before=before,
+        after=after,
+        reason=reason,
+        community_id=row.community_id,
+    )
+    return correction
+
+
+def _outcome_message(s: Session, key: str, expected: str) -> None:
+    """Tell the person whether the engine applied the decision (it may set it aside, e.g. an overlap)."""
+    status = s.scalar(select(ServiceSession.status).where(ServiceSession.key == key))
+    if status == expected:
+        flash(t("review.saved"), "ok")
+    else:
+        flash(t("review.not_applied", status=t(f"status.{status}") if status else "—"), "warn")
+
+
+@bp.get("")
+def queue() -> Any:
+    scope = current_scope()
+    stmt = apply_filters(session_rows(scope).where(queue_clause()))
+    stmt = stmt.order_by(ServiceSession.started_at.desc(), ServiceSession.id.desc())
+    page = paginate(db(), stmt, scalars=False)
+    event_ids = [e for row in page.items for e in (row[0].check_in_event_id, row[0].check_out_event_id) if e]
+    flags = dict(
+        db()
+        .execute(select(TapEvent.event_id, TapEvent.flags).where(TapEvent.event_id.in_(event_ids)))
+        .tuples()
+        .all()
+    )
+    return render_template(
+        "review/queue.html",
+        page=page,
+        flags=flags,
+        approvable=approvable,
+        can_write=scope.can_write,
+        **filter_choices(scope),
+    )
+
+
+@bp.get("/<int:session_id>")
+def detail(session_id: int) -> Any:
+    scope = current_scope()
+    s = db()
+    row = scope.get_or_404(s, ServiceSession, session_id)
+    member = s.get(Member, row.member_id)
+    centre = s.get(ServiceCentre, row.centre_id)
+    event_ids = [e for e in (row.check_in_event_id, row.check_out_event_id) if e]
+    taps = list(
+        s.scalars(select(TapEvent).where(TapEvent.event_id.in_(event_ids)).order_by(TapEvent.effective_time))
+    )
+    corrections = list(
+        s.scalars(select(Correction).where(Correction.session_key == row.key).order_by(Correction.created_at))
+    )
+    return render_template(
+        "review/detail.html",
+        row=row,
+        member=member,
+        centre=centre,
+        taps=taps,
+        corrections=corrections,
+        approvable=approvable(row),
+        can_write=scope.can_write,
+    )
+
+
+@bp.post("/<int:session_id>/<any(approve, adjust, reject):action>")
+def decide(session_id: int, action: str) -> Any:
+    scope = require_write()
+    s = db()
+    row = scope.get_or_404(s, ServiceSession, session_id)
+    try:
+        reason = _reason()
+        kwargs: dict[str, Any] = {}
+        if action == "adjust":
+            try:
+                kwargs["started_at"] = parse_local(request.form.get("started_at"))
+                kwargs["ended_at"] = parse_local(request.form.get("ended_at"))
+            except ValueError as exc:
+                raise ReviewError(t("review.bad_time")) from exc
+            raw_minutes = request.form.get("minutes", "").strip()
+            if raw_minutes:
+                kwargs["minutes"] = form_int("minutes")
+                if kwargs["minutes"] is None:
+                    raise ReviewError(t("review.minutes_range", n="…"))
+            if not any(kwargs.get(k) is not None for k in ("started_at", "ended_at", "minutes")):
+                raise ReviewError(t("review.adjust_needs_change"))
+        write_correction(s, row, action, reason, **kwargs)
+    except ReviewError as exc:
+        s.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("web_review.detail", session_id=session_id))
+    key, member_id = row.key, row.member_id
+    recompute(s, [member_id])
+    s.commit()
+    _outcome_message(s, key, {"approve": "approved", "adjust": "adjusted", "reject": "rejected"}[action])
+    return redirect(url_for("web_review.queue"))
+
+
+@bp.post("/bulk-approve")
+def bulk_approve() -> Any:
+    """Approve every ticked session that can be approved; the others are counted and left in the queue."""
+    scope = require_write()
+    s = db()
+    try:
+        reason = _reason()
+    except ReviewError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("web_review.queue"))
+    ids = {int(v) for v in request.form.getlist("session_id") if v.isdigit()}
+    rows = list(
+        s.scalars(select(ServiceSession).where(ServiceSession.id.in_(ids), scope.clause(ServiceSession)))
+    )
+    if len(rows) != len(ids):
+        abort(404)  # an id outside the scope (or gone): refuse the whole batch rather than guess
+    done, skipped = 0, 0
+    for row in rows:
+        if approvable(row):
+            write_correction(s, row, "approve", reason)
+            done += 1
+        else:
+            skipped += 1
+    if done:
+        recompute(s, sorted({row.member_id for row in rows}))
+    s.commit()
+    flash(t("review.bulk_done", done=done, skipped=skipped), "ok" if not skipped else "warn")
+    return redirect(url_for("web_review.queue"))
+
+
+@bp.route("/manual", methods=["GET", "POST"])
+def manual() -> Any:
+    """A session recorded on paper: a ``manual`` correction that the engine turns into a session."""
+    scope = require_write()
+    s = db()
+    centres = list(
+        s.scalars(select(ServiceCentre).where(scope.clause(ServiceCentre)).order_by(ServiceCentre.code))
+    )
+    if request.method == "GET":
+        return render_template("review/manual.html", centres=centres, form={})
+    form = request.form
+    try:
+        correction = _manual_entry(s, scope)
+    except ReviewError as exc:
+        s.rollback()
+        flash(str(exc), "error")
+        return render_template("review/manual.html", centres=centres, form=form), 400
+    recompute(s, [correction.member_id])
+    s.commit()
+    _outcome_message(s, f"manual:{correction.id}", "approved")
+    return redirect(url_for("web_sessions.timeline", member_id=correction.member_id))
+
+
+def _manual_entry(s: Session, scope: Scope) -> Correction:
+    reason = _reason()
+    member_no = request.form.get("member_no", "").strip()
+    member = s.scalar(select(Member).where(Member.member_no == member_no, scope.clause(Member)))
+    if member is None:
+        raise ReviewError(t("review.unknown_member"))
+    centre_id = form_int("centre_id")
+    if not scope.allows(s, ServiceCentre, centre_id):
+        abort(404)
+    centre = s.get(ServiceCentre, centre_id)
+    assert centre is not None
+    try:
+        start = parse_local(request.form.get("started_at"))
+        end = parse_local(request.form.get("ended_at"))
+    except ValueError as exc:
+        raise ReviewError(t("review.bad_time")) from exc
+    if start is None or end is None or end <= start:
+        raise ReviewError(t("review.end_after_start"))
+    if end > utcnow():
+        raise ReviewError(t("review.in_future"))
+    span = int((end - start).total_seconds() // 60)
+    minutes = form_int("minutes") if request.form.get("minutes", "").strip() else None
+    if minutes is not None and not 0 <= minutes <= span:
+        raise ReviewError(t("review.minutes_range", n=span))
+    after = {
+        "status": "approved",
+        "source": "manual",
+        "started_at": start,
+        "ended_at": end,
+        "credited_minutes": span if minutes is None else minutes,
+    }
+    correction = Correction(
+        session_key=None,
+        member_id=member.id,
+        centre_id=centre.id,
+        community_id=centre.community_id,
+        action="manual",
+        reason=reason,
+        started_at=start,
+        ended_at=end,
+        minutes=minutes,
+        before=None,
+        after=audit.jsonable(after),
+        user_id=g.user.id,
+        created_at=utcnow(),
+    )
+    s.add(correction)
+    s.flush()
+    audit.record(
+        s,
+        action="session.manual",
+        object_type="correction",
+        object_id=correction.id,
+        after={**after, "member_no": member.member_no, "centre": centre.code},
+        reason=reason,
+        community_id=centre.community_id,
+    )
+    logger.info("manual session %s for member %s at %s", fmt_dt(start), member.id, centre.code)
+    return correction

@@ -1,0 +1,160 @@
+"""Event upload: idempotent, chain-checked, bulk, and feeding the session engine."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from server.models import Kiosk, ServiceSession, TapEvent
+from server.sessions.queue import drain_all
+from tests.factories import make_wire_events
+
+PATH = "/api/v1/kiosk/events"
+
+
+def _upload(signed, kiosk, events):  # type: ignore[no-untyped-def]
+    response = signed.post(kiosk, PATH, {"events": events})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def _stored(db_session) -> list[TapEvent]:  # type: ignore[no-untyped-def]
+    db_session.expire_all()
+    return list(db_session.scalars(select(TapEvent).order_by(TapEvent.seq)))
+
+
+def _kiosk(db_session, kiosk) -> Kiosk:  # type: ignore[no-untyped-def]
+    db_session.expire_all()
+    return db_session.get(Kiosk, kiosk.id)
+
+
+def test_upload_is_idempotent_and_stores_times(signed, world, db_session):
+    start = datetime.now(UTC) - timedelta(hours=2)
+    events = make_wire_events(
+        10,
+        member_id=world.member.id,
+        credential_hash_hex=world.card.value_hash,
+        start=start,
+        clock_offset_ms=1500,
+    )
+    ack = _upload(signed, world.kiosk, events)
+    assert len(ack["accepted"]) == 10 and ack["duplicates"] == []
+    assert ack["chain"] == "ok" and ack["head_seq"] == 10 and ack["flags"] == []
+    again = _upload(signed, world.kiosk, events)
+    assert again["accepted"] == [] and sorted(again["duplicates"]) == sorted(e["event_id"] for e in events)
+    rows = _stored(db_session)
+    assert [r.seq for r in rows] == list(range(1, 11))
+    first = rows[0]
+    assert first.device_time == start
+    assert first.effective_time == start + timedelta(milliseconds=1500)
+    assert abs((first.received_at - datetime.now(UTC)).total_seconds()) < 120
+    assert first.centre_id == world.centre.id and first.community_id == world.centre.community_id
+    assert all(r.chain_ok for r in rows)
+    kiosk = _kiosk(db_session, world.kiosk)
+    assert (kiosk.last_seq, kiosk.last_hash, kiosk.chain_broken) == (10, events[-1]["hash"], False)
+
+
+def test_partly_known_batch_stores_only_the_new_events(signed, world, db_session):
+    events = make_wire_events(6, member_id=world.member.id)
+    _upload(signed, world.kiosk, events[:4])
+    ack = _upload(signed, world.kiosk, events[2:])
+    assert ack["accepted"] == [e["event_id"] for e in events[4:]]
+    assert ack["duplicates"] == [e["event_id"] for e in events[2:4]]
+    assert ack["chain"] == "ok" and len(_stored(db_session)) == 6
+
+
+def test_gap_is_flagged_stored_and_marks_the_kiosk(signed, world, db_session):
+    events = make_wire_events(8)
+    _upload(signed, world.kiosk, events[:3])
+    ack = _upload(signed, world.kiosk, events[5:])  # seq 4 and 5 never arrive
+    assert ack["chain"] == "gap"
+    assert [(f["seq"], f["reason"]) for f in ack["flags"]] == [(6, "gap")]
+    assert len(ack["accepted"]) == 3 and ack["head_seq"] == 8
+    rows = {r.seq: r for r in _stored(db_session)}
+    assert sorted(rows) == [1, 2, 3, 6, 7, 8]
+    assert (rows[6].chain_ok, rows[6].flags) == (False, "gap")
+    assert rows[7].chain_ok and rows[8].chain_ok  # re-anchored: one gap, one flag
+    assert _kiosk(db_session, world.kiosk).chain_broken
+
+
+def test_edited_event_is_stored_but_flagged_broken(signed, world, db_session):
+    events = make_wire_events(4, member_id=world.member.id)
+    events[1]["device_tz"] = "Europe/Paris"  # content changed after it was hashed
+    ack = _upload(signed, world.kiosk, events)
+    assert ack["chain"] == "broken"
+    assert [(f["seq"], f["reason"]) for f in ack["flags"]] == [(2, "hash_mismatch")]
+    rows = {r.seq: r for r in _stored(db_session)}
+    assert len(rows) == 4 and not rows[2].chain_ok and rows[3].chain_ok
+    assert _kiosk(db_session, world.kiosk).chain_broken
+
+
+def test_history_edited_after_upload_is_flagged_not_overwritten(signed, world, db_session):
+    events = make_wire_events(3, member_id=world.member.id)
+    _upload(signed, world.kiosk, events)
+    original_hash = events[1]["hash"]
+    forged = dict(events[1], device_tz="Asia/Tokyo")
+    from protocol.chain import compute_hash
+
+    forged["hash"] = compute_hash(
+        forged["prev_hash"], {**forged, "device_time": datetime.fromisoformat(forged["device_time"])}
+    )
+    ack = _upload(signed, world.kiosk, [forged])
+    assert ack["duplicates"] == [forged["event_id"]] and ack["accepted"] == []
+    assert ack["chain"] == "broken" and ack["flags"][0]["reason"] == "hash_mismatch"
+    stored = {r.seq: r for r in _stored(db_session)}
+    assert stored[2].hash == original_hash and stored[2].device_tz == "Asia/Shanghai"
+    assert _kiosk(db_session, world.kiosk).chain_broken
+
+
+def test_forked_history_for_a_taken_seq_is_refused_and_flagged(signed, world, db_session):
+    events = make_wire_events(3)
+    _upload(signed, world.kiosk, events)
+    fork = make_wire_events(1, start_seq=2, prev_hash=events[0]["hash"])
+    ack = _upload(signed, world.kiosk, fork)
+    assert ack["accepted"] == [] and ack["duplicates"] == []
+    assert ack["flags"][0]["reason"] == "seq_regression"
+    assert len(_stored(db_session)) == 3
+
+
+def test_unknown_member_is_kept_with_a_flag(signed, world, db_session):
+    events = make_wire_events(1, member_id=987654)
+    ack = _upload(signed, world.kiosk, events)
+    assert len(ack["accepted"]) == 1
+    (row,) = _stored(db_session)
+    assert row.member_id is None and "unknown_member:987654" in row.flags
+
+
+def test_sessions_are_updated_on_ingest(signed, world, db_session):
+    start = datetime.now(UTC) - timedelta(hours=3)
+    events = make_wire_events(2, member_id=world.member.id, start=start, step_s=90 * 60)
+    _upload(signed, world.kiosk, events[:1])
+    # Sessions are derived off the acknowledgement path: the upload queues the member, a drain applies it.
+    assert db_session.scalars(select(ServiceSession)).all() == []
+    assert drain_all(db_session) == 1
+    db_session.expire_all()
+    (open_session,) = db_session.scalars(select(ServiceSession)).all()
+    assert open_session.status == "open" and open_session.ended_at is None
+    _upload(signed, world.kiosk, events[1:])
+    assert drain_all(db_session) == 1
+    db_session.expire_all()
+    (closed,) = db_session.scalars(select(ServiceSession)).all()
+    assert closed.key == events[0]["event_id"] and closed.status == "closed"
+    assert closed.credited_minutes == 90 and closed.member_id == world.member.id
+    assert str(closed.check_out_event_id) == events[1]["event_id"]
+
+
+def test_malformed_and_oversized_requests_are_refused_and_server_keeps_serving(signed, world, db_session):
+    bad = signed.post(world.kiosk, PATH, b'{"events": [ {"seq": "one"')
+    assert bad.status_code == 422 and bad.get_json()["code"] == "validation_error"
+    wrong = signed.post(world.kiosk, PATH, {"events": [{"seq": 1}]})
+    assert wrong.status_code == 422 and wrong.get_json()["details"]
+    huge = signed.post(world.kiosk, PATH, b'{"events": [' + b" " * (1024 * 1024 + 10) + b"]}")
+    assert huge.status_code == 413 and huge.get_json()["code"] == "request_entity_too_large"
+    too_many = make_wire_events(501)
+    assert signed.post(world.kiosk, PATH, {"events": too_many}).status_code in (413, 422)
+    assert db_session.scalar(select(func.count()).select_from(TapEvent)) == 0
+    ok = _upload(signed, world.kiosk, make_wire_events(2))
+    assert len(ok["accepted"]) == 2
+    assert json.loads(json.dumps(ok))["chain"] == "ok"

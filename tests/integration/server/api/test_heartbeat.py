@@ -1,0 +1,115 @@
+"""Heartbeat: health stored; roster delta, config and commands out; command results back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from server.models import Credential, Kiosk, KioskCommand, KioskConfig, KioskHeartbeat
+from server.roster import roster_delta
+from tests.factories import make_card, make_member
+
+from .conftest import health
+
+PATH = "/api/v1/kiosk/heartbeat"
+
+
+def _beat(signed, kiosk, cursor=None, results=(), **health_kw):  # type: ignore[no-untyped-def]
+    body = {
+        "device_time": datetime.now(UTC).isoformat(),
+        "health": health(**health_kw),
+        "roster_cursor": cursor,
+        "command_results": list(results),
+    }
+    response = signed.post(kiosk, PATH, body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def test_health_is_stored(signed, world, db_session):
+    _beat(signed, world.kiosk, outbox_depth=7, clock_offset_ms=-250)
+    db_session.expire_all()
+    (row,) = db_session.scalars(select(KioskHeartbeat)).all()
+    assert row.outbox_depth == 7 and row.clock_offset_ms == -250
+    assert row.health["readers"][0]["state"] == "ready"
+    kiosk = db_session.get(Kiosk, world.kiosk.id)
+    assert kiosk.clock_offset_ms == -250 and kiosk.last_seen_at is not None
+
+
+def test_roster_full_then_incremental(signed, world, db_session):
+    first = _beat(signed, world.kiosk)["roster"]
+    assert first["full_resync"] and not first["more"]
+    entries = {e["credential_hash"]: e for e in first["upserts"]}
+    mine = entries[world.card.value_hash]
+    assert mine["member_id"] == world.member.id and mine["credential_kind"] == "card"
+    assert mine["masked_name"] != world.member.name and "*" in mine["masked_name"]
+    quiet = _beat(signed, world.kiosk, cursor=first["cursor"])["roster"]
+    assert not quiet["full_resync"]
+
+    card = db_session.get(Credential, world.card.id)
+    card.status, card.revoked_at, card.revoked_reason = "revoked", datetime.now(UTC), "lost"
+    from server.models import Community
+
+    newcomer = make_member(db_session, community=db_session.get(Community, world.centre.community_id))
+    new_card, _ = make_card(db_session, newcomer)
+    db_session.commit()
+    delta = _beat(signed, world.kiosk, cursor=quiet["cursor"])["roster"]
+    assert not delta["full_resync"]
+    assert world.card.value_hash in delta["removals"]
+    assert new_card.value_hash in {e["credential_hash"] for e in delta["upserts"]}
+
+
+def test_roster_pages_a_full_resync(world, db_session):
+    for _ in range(4):
+        make_card(db_session, world.member)
+    db_session.commit()
+    kiosk = db_session.get(Kiosk, world.kiosk.id)
+    now = datetime.now(UTC)
+    seen, cursor, pages = set(), None, 0
+    while True:
+        delta = roster_delta(db_session, kiosk, cursor, now=now, page=2)
+        assert delta.full_resync == (pages == 0)
+        seen |= {e.credential_hash for e in delta.upserts}
+        cursor, pages = delta.cursor, pages + 1
+        if not delta.more:
+            break
+    assert pages == 3 and len(seen) == 5
+
+
+def test_commands_are_delivered_until_acknowledged(signed, world, db_session):
+    db_session.add(KioskCommand(kiosk_id=world.kiosk.id, name="lock_screen", args={}))
+    db_session.add(KioskCommand(kiosk_id=world.kiosk.id, name="show_message", args={"text": "今日闭馆"}))
+    db_session.commit()
+    first = _beat(signed, world.kiosk)["commands"]
+    assert [c["name"] for c in first] == ["lock_screen", "show_message"]
+    assert first[1]["args"]["text"] == "今日闭馆"
+    resent = _beat(signed, world.kiosk)["commands"]  # the response might have been lost: send again
+    assert [c["command_id"] for c in resent] == [c["command_id"] for c in first]
+    now = datetime.now(UTC).isoformat()
+    results = [
+        {"command_id": first[0]["command_id"], "name": "lock_screen", "ok": True, "completed_at": now},
+        {
+            "command_id": first[1]["command_id"],
+            "name": "show_message",
+            "ok": False,
+            "detail": "no screen",
+            "completed_at": now,
+        },
+    ]
+    after = _beat(signed, world.kiosk, results=results)["commands"]
+    assert after == []
+    db_session.expire_all()
+    rows = db_session.scalars(select(KioskCommand).order_by(KioskCommand.id)).all()
+    assert [r.status for r in rows] == ["done", "failed"]
+    assert rows[1].result["detail"] == "no screen" and rows[0].completed_at is not None
+
+
+def test_config_is_sent_until_applied(signed, world, db_session):
+    db_session.add(KioskConfig(kiosk_id=world.kiosk.id, version=3, body={"debounce_s": 30}))
+    db_session.get(Kiosk, world.kiosk.id).desired_config_version = 3
+    db_session.commit()
+    pending = _beat(signed, world.kiosk)
+    assert pending["desired_config_version"] == 3 and pending["config"] == {"debounce_s": 30}
+    applied = _beat(signed, world.kiosk, config_version=3, applied_config_version=3)
+    assert applied["config"] is None
