@@ -119,6 +119,31 @@ def db_session(app):  # type: ignore[no-untyped-def]
         yield session
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright's own browser download fails here
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium_browser() -> Iterator[object]:
+    """One headless Debian Chromium for the whole session, shared by every browser test package."""
+    if not CHROMIUM.exists():
+        require_service("Chromium", f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
 @pytest.fixture(scope="session")
 def test_output() -> Path:
     """Where tests leave screenshots and figures for people to look at (kept out of git)."""

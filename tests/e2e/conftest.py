@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO_ROOT, TEST_KEYS, require_service
+from tests.conftest import REPO_ROOT, TEST_KEYS
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -130,15 +130,9 @@ def e2e_db_url(tmp_path: Path, sqlite_template: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def browser():  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists():
-        require_service("Chromium", f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
+def browser(chromium_browser):  # type: ignore[no-untyped-def]
+    """The session's one Chromium (tests/conftest.py): Playwright's sync API allows one per thread."""
+    return chromium_browser
 
 
 @pytest.fixture

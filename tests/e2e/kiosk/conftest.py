@@ -9,26 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_service
-
-from .kioskproc import CHROMIUM, CHROMIUM_ARGS, KioskProcess
+from .kioskproc import KioskProcess
 
 VIEWPORTS = {"1080p": {"width": 1920, "height": 1080}, "10in": {"width": 1280, "height": 800}}
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        require_service("Chromium", f"{CHROMIUM} not installed (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - playwright is in the test extra
-        require_service("Playwright", "the playwright package is not installed")
-    pw = sync_playwright().start()
-    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-    yield browser
-    browser.close()
-    pw.stop()
+def chromium(chromium_browser: Any) -> Any:
+    """The session's one Chromium (tests/conftest.py): Playwright's sync API allows one per thread."""
+    return chromium_browser
 
 
 @pytest.fixture(scope="module")
