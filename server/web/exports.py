@@ -20,12 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
-from sqlalchemy import or_, select
 
-from server.models import Community, Member, ServiceSession, Unit
+from server.models import Member, ServiceSession
 
-from .common import arg_int, db
+from .common import db
 from .i18n import fmt_dt, register_messages, t
+from .members import filtered_members
 from .scope import current_scope
 
 logger = logging.getLogger(__name__)
@@ -182,19 +182,7 @@ def members() -> Response:
     from protocol.masking import mask_phone
 
     scope = current_scope()
-    stmt = (
-        select(Member, Unit.name, Community.name)
-        .join(Unit, Unit.id == Member.unit_id)
-        .join(Community, Community.id == Member.community_id)
-        .where(scope.clause(Member))
-    )
-    q = request.args.get("q", "").strip()
-    if q:
-        stmt = stmt.where(or_(Member.member_no == q, Member.name.contains(q, autoescape=True)))
-    if (unit_id := arg_int("unit_id")) is not None:
-        stmt = stmt.where(Member.unit_id == unit_id)
-    if request.args.get("status") in ("active", "inactive"):
-        stmt = stmt.where(Member.status == request.args["status"])
+    stmt = filtered_members(scope)
     headers = [t(f"export.col.{k}") for k in ("member_no", "name", "unit", "community", "phone", "status")]
     rows = (
         [m.member_no, m.name, unit_name, community_name, mask_phone(m.phone) if m.phone else "", m.status]

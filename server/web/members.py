@@ -25,7 +25,7 @@ from flask import (
     stream_template,
     url_for,
 )
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from protocol.hashing import CredentialValueError, id_number_check_digit_ok, national_id_hash
 from server.config import VAR_DIR, key_bytes
@@ -45,10 +45,9 @@ MEMBER_AUDIT_FIELDS = ("member_no", "name", "unit_id", "community_id", "phone", 
 # ---- members -------------------------------------------------------------------------------------
 
 
-@bp.get("/members")
-def members() -> Any:
-    scope = current_scope()
-    s = db()
+def filtered_members(scope: Any) -> Select[Any]:
+    """(Member, unit name, community name) in the user's scope, filtered by the list's query arguments
+    (``q``, ``unit_id``, ``status``); shared by the members page and its export."""
     stmt = (
         select(Member, Unit.name, Community.name)
         .join(Unit, Unit.id == Member.unit_id)
@@ -62,6 +61,14 @@ def members() -> Any:
         stmt = stmt.where(Member.unit_id == unit_id)
     if request.args.get("status") in ("active", "inactive"):
         stmt = stmt.where(Member.status == request.args["status"])
+    return stmt
+
+
+@bp.get("/members")
+def members() -> Any:
+    scope = current_scope()
+    s = db()
+    stmt = filtered_members(scope)
     page = paginate(s, stmt.order_by(Member.member_no), scalars=False)
     units = list(s.scalars(select(Unit).where(scope.clause(Unit)).order_by(Unit.code)))
     return render_template("members/list.html", page=page, units=units, can_write=scope.can_write)
