@@ -17,11 +17,12 @@ holds something else in that place, and both are flagged and *not* acknowledged:
 After a break the head re-anchors on the breaking event, so one missing event flags one place instead of
 every later batch.
 
-Speed: one SELECT for known ids, one for members, one multi-row ``INSERT … ON CONFLICT DO NOTHING``
-(executemany; SQLAlchemy batches it into multi-VALUES statements on PostgreSQL) — never the ORM unit of
-work. Chain hashes are checked with :func:`chain_hash` (canonical bytes straight from the validated
-model); only an event that does not continue the chain goes through ``verify_chain`` for its exact flag.
-Sessions are *not* recomputed here: the affected members are queued (:mod:`server.sessions.queue`) in
+Speed: one SELECT for known ids, one for members, one ``INSERT … ON CONFLICT DO NOTHING`` executemany —
+never the ORM unit of work, and not SQLAlchemy's per-value bind processing either: the rows go to the
+DB-API driver as parameter tuples converted once (:func:`driver_params`; psycopg 3 pipelines the
+executemany). Chain hashes are checked with :func:`chain_hash` (canonical bytes written straight from the
+validated model); only an event that does not continue the chain goes through ``verify_chain`` for its
+exact flag. Sessions are *not* recomputed here: the affected members are queued (:mod:`server.sessions.queue`) in
 this transaction. QR taps go through :func:`server.qr.replay.flag_qr_replays` just before the insert,
 because the rows are append-only and the replay flag must be on them when they are written. The kiosk
 row is locked first (``FOR NO KEY UPDATE`` on PostgreSQL — it must not conflict with
@@ -32,22 +33,21 @@ retries run one after the other and see each other's rows.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from protocol.chain import CHAIN_FIELDS, BreakReason, canonical_time, verify_chain
 from protocol.messages import BatchAck, ChainFlag, ChainStatus, EventBatch, TapEventIn
-from server.models import Kiosk, Member, TapEvent
+from server.models import Kiosk, TapEvent
 from server.qr.replay import flag_qr_replays
 from server.sessions.queue import enqueue_members
 
@@ -69,28 +69,73 @@ class IngestResult:
     stored: int = 0
 
 
-def chain_hash(event: TapEventIn) -> str:
-    """``protocol.chain.compute_hash(event.prev_hash, event)`` without ``model_dump``.
+def chain_hash(event: TapEventIn, device_time_utc: datetime | None = None) -> str:
+    """``protocol.chain.compute_hash(event.prev_hash, event)`` without ``model_dump`` or ``json.dumps``.
 
-    The same canonical rules (fields of :data:`CHAIN_FIELDS`, ``None`` omitted, enums by value, UUIDs as
-    text, ``device_time`` in canonical UTC, sorted compact JSON) read straight from the validated model's
-    attributes: dumping the whole model per event was a large part of the ingest time.
+    The same canonical bytes (fields of :data:`CHAIN_FIELDS`, ``None`` omitted, enums by value, UUIDs as
+    text, ``device_time`` in canonical UTC, sorted compact JSON), written directly in sorted key order:
+    dumping the model, and even one ``json.dumps`` per event, was a large part of the ingest time. Every
+    text field except ``reason`` is restricted by the validated schema to characters JSON writes as they
+    are (hex digits, enum values, ``[A-Za-z0-9_+-/]``, a UUID, the canonical time), so only ``reason``
+    goes through the JSON encoder. ``device_time_utc`` may be passed when the caller already has it.
     ``tests/unit/server/test_ingest_hash.py`` checks it against ``compute_hash``.
     """
-    body: dict[str, Any] = {}
-    for name in CHAIN_FIELDS:
-        value = getattr(event, name)
-        if value is None:
-            continue
-        if isinstance(value, enum.Enum):
-            value = value.value
-        elif isinstance(value, datetime):
-            value = canonical_time(value)
-        elif isinstance(value, uuid.UUID):
-            value = str(value)
-        body[name] = value
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return hashlib.sha256(bytes.fromhex(event.prev_hash) + canonical).hexdigest()
+    utc = device_time_utc if device_time_utc is not None else event.device_time.astimezone(UTC)
+    parts = []
+    if event.badge_serial is not None:
+        parts.append(f'"badge_serial":"{event.badge_serial}",')
+    parts.append(
+        f'"clock_offset_ms":{event.clock_offset_ms},"credential_hash":"{event.credential_hash}",'
+        f'"credential_kind":"{event.credential_kind.value}","device_time":"{_canonical_utc(utc)}",'
+        f'"device_tz":"{event.device_tz}","direction":"{event.direction.value}",'
+        f'"event_id":"{event.event_id}",'
+    )
+    if event.member_id is not None:
+        parts.append(f'"member_id":{event.member_id},')
+    parts.append(f'"prev_hash":"{event.prev_hash}",')
+    if event.qr_step is not None:
+        parts.append(f'"qr_step":{event.qr_step},')
+    if event.reason is not None:
+        parts.append(f'"reason":{_json_text(event.reason)},')
+    parts.append(f'"seq":{event.seq}')
+    if event.trust is not None:
+        parts.append(f',"trust":"{event.trust.value}"')
+    canonical = "{" + "".join(parts) + "}"
+    return hashlib.sha256(bytes.fromhex(event.prev_hash) + canonical.encode()).hexdigest()
+
+
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
+#: The fields :func:`chain_hash` writes; a change to ``CHAIN_FIELDS`` must fail loudly, not hash wrongly.
+_HASHED_FIELDS = frozenset(
+    [
+        "badge_serial",
+        "clock_offset_ms",
+        "credential_hash",
+        "credential_kind",
+        "device_time",
+        "device_tz",
+        "direction",
+        "event_id",
+        "member_id",
+        "prev_hash",
+        "qr_step",
+        "reason",
+        "seq",
+        "trust",
+    ]
+)
+if frozenset(CHAIN_FIELDS) != _HASHED_FIELDS:  # pragma: no cover - a guard for the next protocol change
+    raise ImportError("server.ingest.chain_hash does not cover protocol.chain.CHAIN_FIELDS")
+
+
+def _canonical_utc(utc: datetime) -> str:
+    """:func:`protocol.chain.canonical_time` of a UTC datetime, without ``strftime``."""
+    if utc.year < 1000:  # strftime's %Y does not pad these: keep its exact output
+        return canonical_time(utc)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+        f"{utc.second:02d}.{utc.microsecond:06d}Z"
+    )
 
 
 def _lock_kiosk(db: Session, kiosk_id: int) -> tuple[int, str, bool]:
@@ -104,11 +149,75 @@ def _lock_kiosk(db: Session, kiosk_id: int) -> tuple[int, str, bool]:
     return int(row.last_seq), str(row.last_hash), bool(row.chain_broken)
 
 
-def _insert(db: Session) -> Any:
-    table = TapEvent.__table__
-    if db.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+#: ``tap_events`` columns in table order: the insert's parameter tuples follow it.
+COLUMNS: tuple[str, ...] = tuple(c.name for c in TapEvent.__table__.columns)
+
+
+def sqlite_time(value: datetime) -> str:
+    """What SQLAlchemy's ``UTCDateTime`` stores on SQLite (naive UTC text, microseconds always written),
+    without going through its per-value bind processors. ``tests/unit/server/test_ingest_hash.py`` checks
+    it against them."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    text_ = value.replace(tzinfo=None).isoformat(" ")
+    return text_ if len(text_) > 19 else text_ + ".000000"  # isoformat drops a zero microsecond
+
+
+_SQLITE_CONVERTED = ("event_id", "device_time", "effective_time", "received_at", "chain_ok")
+
+
+def driver_params(dialect: str, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The rows as DB-API parameter tuples in :data:`COLUMNS` order, converted as SQLAlchemy's column types
+    would convert them: psycopg adapts UUIDs, aware datetimes and booleans itself; SQLite gets the UUID
+    as 32 hex digits, times as :func:`sqlite_time`, booleans as 0/1."""
+    if dialect == "postgresql":
+        return [tuple(row[c] for c in COLUMNS) for row in rows]
+    plain = [c for c in COLUMNS if c not in _SQLITE_CONVERTED]
+    order = [*plain, *_SQLITE_CONVERTED]
+    back = [order.index(c) for c in COLUMNS]  # positions of COLUMNS in the built tuple
+    stamps: dict[datetime, str] = {}  # received_at is one value per batch
+    out = []
+    for row in rows:
+        received = row["received_at"]
+        if received not in stamps:
+            stamps[received] = sqlite_time(received)
+        built = [row[c] for c in plain]
+        built += (
+            row["event_id"].hex,
+            sqlite_time(row["device_time"]),
+            sqlite_time(row["effective_time"]),
+            stamps[received],
+            int(row["chain_ok"]),
+        )
+        out.append(tuple([built[i] for i in back]))
+    return out
+
+
+def insert_sql(dialect: str, *, on_conflict: bool = True) -> str:
+    """The driver-level ``INSERT`` of :data:`COLUMNS` (``ON CONFLICT (event_id) DO NOTHING`` for ingest)."""
+    mark = "%s" if dialect == "postgresql" else "?"
+    sql = f"INSERT INTO tap_events ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))})"
+    return sql + (" ON CONFLICT (event_id) DO NOTHING" if on_conflict else "")
+
+
+def _insert_rows(db: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """One ``executemany`` through the driver (psycopg 3 pipelines it): SQLAlchemy's per-value bind
+    processing of 500 rows × 22 columns cost more than the database's own work."""
+    conn = db.connection()
+    dialect = conn.dialect.name
+    conn.exec_driver_sql(insert_sql(dialect), driver_params(dialect, rows))
+
+
+def _existing(db: Session, sql_pg: str, sql_lite: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows of a ``… IN (values)`` lookup through the driver: one array parameter on PostgreSQL, plain
+    placeholders on SQLite (500 of them is within its limit) — SQLAlchemy's expanding ``IN`` re-rendered
+    the statement for every request."""
+    conn = db.connection()
+    if conn.dialect.name == "postgresql":
+        return [tuple(r) for r in conn.exec_driver_sql(sql_pg, (values,))]
+    return [
+        tuple(r) for r in conn.exec_driver_sql(sql_lite.format(", ".join("?" * len(values))), tuple(values))
+    ]
 
 
 def _flag(event: TapEventIn, reason: BreakReason, expected: object, got: object) -> ChainFlag:
@@ -153,19 +262,38 @@ def _row(event: TapEventIn, kiosk: Kiosk, now: datetime, chain_ok: bool, flags: 
     }
 
 
-def ingest_batch(db: Session, kiosk: Kiosk, batch: EventBatch, *, now: datetime) -> IngestResult:
-    """Store a batch inside the caller's transaction; the caller commits, then sends ``result.ack``."""
+def chain_hashes(batch: EventBatch) -> dict[uuid.UUID, str]:
+    """Every event's :func:`chain_hash`, computed before any lock is taken (see :func:`ingest_batch`)."""
+    return {e.event_id: chain_hash(e) for e in batch.events}
+
+
+def ingest_batch(
+    db: Session,
+    kiosk: Kiosk,
+    batch: EventBatch,
+    *,
+    now: datetime,
+    hashes: dict[uuid.UUID, str] | None = None,
+) -> IngestResult:
+    """Store a batch inside the caller's transaction; the caller commits, then sends ``result.ack``.
+
+    ``hashes`` (from :func:`chain_hashes`) lets the caller do the hashing before the transaction holds
+    locks — on SQLite the one database write lock is held from the nonce insert to the commit.
+    """
     head_seq, head_hash, was_broken = _lock_kiosk(db, kiosk.id)
     events = sorted(batch.events, key=lambda e: e.seq)
-    stored_hash = dict(
-        db.execute(
-            select(TapEvent.event_id, TapEvent.hash).where(
-                TapEvent.event_id.in_([e.event_id for e in events])
-            )
-        )
-        .tuples()
-        .all()
-    )
+    stored_hash: dict[uuid.UUID, str] = {}
+    if db.get_bind().dialect.name == "postgresql":
+        ids: list[Any] = [e.event_id for e in events]
+    else:
+        ids = [e.event_id.hex for e in events]
+    for event_id, hash_ in _existing(
+        db,
+        "SELECT event_id, hash FROM tap_events WHERE event_id = ANY(%s)",
+        "SELECT event_id, hash FROM tap_events WHERE event_id IN ({})",
+        ids,
+    ):
+        stored_hash[event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(event_id)] = hash_
     flags: list[ChainFlag] = []
     duplicates: list[uuid.UUID] = []
     fresh: list[TapEventIn] = []
@@ -184,7 +312,17 @@ def ingest_batch(db: Session, kiosk: Kiosk, batch: EventBatch, *, now: datetime)
             db.scalars(select(TapEvent.seq).where(TapEvent.kiosk_id == kiosk.id, TapEvent.seq.in_(low))).all()
         )
     claimed = {e.member_id for e in fresh if e.member_id is not None}
-    known = set(db.scalars(select(Member.id).where(Member.id.in_(claimed))).all()) if claimed else set()
+    known: set[int] = set()
+    if claimed:
+        known = {
+            int(r[0])
+            for r in _existing(
+                db,
+                "SELECT id FROM members WHERE id = ANY(%s)",
+                "SELECT id FROM members WHERE id IN ({})",
+                sorted(claimed),
+            )
+        }
 
     rows: list[dict[str, Any]] = []
     accepted: list[uuid.UUID] = []
@@ -196,7 +334,9 @@ def ingest_batch(db: Session, kiosk: Kiosk, batch: EventBatch, *, now: datetime)
             continue
         event_flags: list[str] = []
         chain_ok = (
-            event.seq == head_seq + 1 and event.prev_hash == head_hash and chain_hash(event) == event.hash
+            event.seq == head_seq + 1
+            and event.prev_hash == head_hash
+            and (hashes[event.event_id] if hashes is not None else chain_hash(event)) == event.hash
         )
         if chain_ok:  # the common case, checked without building a ChainResult
             head_seq, head_hash = event.seq, event.hash
@@ -224,7 +364,7 @@ def ingest_batch(db: Session, kiosk: Kiosk, batch: EventBatch, *, now: datetime)
 
     if rows:
         flag_qr_replays(db, kiosk.id, rows)  # flags must be on the rows before the append-only insert
-        db.execute(_insert(db), rows)
+        _insert_rows(db, rows)
         # Same transaction as the taps: a committed tap always has current sessions or a queue row.
         enqueue_members(db, since, now=now)
     broken = bool(flags)

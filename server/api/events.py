@@ -5,7 +5,8 @@ taps, and each server process runs a :class:`~server.sessions.queue.Recomputer` 
 (see that module for why nothing is lost and how stale sessions may be). The recomputer starts when the
 blueprint is registered and again in any process forked after that (gunicorn ``--preload``); it is off
 under ``TESTING`` unless ``SESSION_RECOMPUTER`` is set, so tests drain the queue themselves and stay
-deterministic.
+deterministic. Every upload tells the recomputer it arrived, so the recomputer waits while uploads are
+being served (at most ``SESSION_RECOMPUTE_MAX_DEFER_S``; ``SESSION_RECOMPUTE_QUIET_S=0`` turns it off).
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ from flask.blueprints import BlueprintSetupState
 
 from protocol.messages import EventBatch
 from server.db import get_db
-from server.ingest import ingest_batch
-from server.sessions.queue import DEFAULT_INTERVAL_S, Recomputer
+from server.ingest import chain_hashes, ingest_batch
+from server.sessions.queue import (
+    DEFAULT_INTERVAL_S,
+    DEFAULT_MAX_DEFER_S,
+    DEFAULT_QUIET_S,
+    Recomputer,
+    note_upload,
+)
 
 from . import bp
 from .auth import authenticate_kiosk
@@ -40,13 +47,16 @@ def _start_recomputer(state: BlueprintSetupState) -> None:
     if str(enabled).lower() in ("0", "false", "no", "off", ""):
         logger.info("session recomputer off in this process: queued members wait for another process")
         return
-    interval = float(
-        app.config.get(
-            "SESSION_RECOMPUTE_INTERVAL_S",
-            os.environ.get("BAODAO_SESSION_RECOMPUTE_INTERVAL_S", DEFAULT_INTERVAL_S),
-        )
+
+    def setting(name: str, default: float) -> float:
+        return float(app.config.get(name, os.environ.get(f"BAODAO_{name}", default)))
+
+    recomputer = Recomputer(
+        get_db(app).engine,  # type: ignore[arg-type]
+        interval=setting("SESSION_RECOMPUTE_INTERVAL_S", DEFAULT_INTERVAL_S),
+        quiet=setting("SESSION_RECOMPUTE_QUIET_S", DEFAULT_QUIET_S),
+        max_defer=setting("SESSION_RECOMPUTE_MAX_DEFER_S", DEFAULT_MAX_DEFER_S),
     )
-    recomputer = Recomputer(get_db(app).engine, interval=interval)  # type: ignore[arg-type]
     app.extensions[_EXTENSION] = recomputer
     # Started by the first request a process serves, not here: CLI commands and the demo's seeding build
     # the app too and must not leave a thread behind; gunicorn forks workers after building the app.
@@ -55,16 +65,30 @@ def _start_recomputer(state: BlueprintSetupState) -> None:
 
 @bp.post("/kiosk/events")
 def upload_events():  # type: ignore[no-untyped-def]
+    note_upload()  # this process's recomputer steps aside while uploads arrive (server.sessions.queue)
     db = get_db(current_app).session
     assert db is not None
-    kiosk = authenticate_kiosk(db)
+    early: EventBatch | ApiError | None = None
+    hashes = None
+    if db.get_bind().dialect.name == "sqlite":
+        # SQLite has one write lock, taken by the nonce insert in authenticate_kiosk and held to the commit:
+        # validate and hash first so other workers' uploads are not held up by this one's Python work.
+        # (PostgreSQL locks rows only, and there an unauthenticated body is never parsed.)
+        try:
+            early = parse_body(EventBatch)
+            hashes = chain_hashes(early)
+        except ApiError as exc:
+            early = exc
+    kiosk = authenticate_kiosk(db)  # authentication errors come first, whatever the body
     try:
-        batch = parse_body(EventBatch)
+        if isinstance(early, ApiError):
+            raise early
+        batch = early if early is not None else parse_body(EventBatch)
     except ApiError:
         db.rollback()  # the nonce is forgotten with the rest: nothing of a refused request stays
         raise
     now = datetime.now(UTC)
-    result = ingest_batch(db, kiosk, batch, now=now)
+    result = ingest_batch(db, kiosk, batch, now=now, hashes=hashes)
     db.commit()  # the acknowledgement below is true from here on
     logger.info(
         "batch from kiosk %s: %d new, %d duplicates, chain %s, %d members queued",

@@ -21,14 +21,15 @@ the upload is acknowledged, while the server keeps up.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.models import RecomputeQueueEntry
@@ -44,8 +45,24 @@ SQLITE_CHUNK = 25
 #: Seconds the recomputer sleeps when the queue is empty; during a burst of uploads this is also how
 #: many seconds of uploads one recomputation of a busy member covers.
 DEFAULT_INTERVAL_S = 2.0
+#: While this process served an upload less than this many seconds ago, the recomputer waits: uploads
+#: arrive in bursts (a morning peak, a kiosk catching up) and the kiosk waits for its acknowledgement,
+#: nobody waits for a session a few seconds sooner.
+DEFAULT_QUIET_S = 0.5
+#: ... but never longer than this: under sustained uploads the queue is drained at least this often, which
+#: bounds how stale a session can get (plus the drain itself).
+DEFAULT_MAX_DEFER_S = 10.0
 #: PostgreSQL advisory lock key that lets one recomputer thread drain at a time (``b"baodaoRQ"``).
 RECOMPUTER_LOCK_KEY = 0x62616F64616F5251
+
+
+_last_upload = 0.0  # time.monotonic() of the last upload this process served
+
+
+def note_upload() -> None:
+    """Tell this process's recomputer that an upload was just served (see :data:`DEFAULT_QUIET_S`)."""
+    global _last_upload
+    _last_upload = time.monotonic()
 
 
 def enqueue_members(db: Session, since: Mapping[int, datetime], *, now: datetime) -> None:
@@ -56,15 +73,24 @@ def enqueue_members(db: Session, since: Mapping[int, datetime], *, now: datetime
     """
     if not since:
         return
-    rows = [{"member_id": m, "since": since[m], "enqueued_at": now} for m in sorted(since)]
-    table = RecomputeQueueEntry.__table__
-    if db.get_bind().dialect.name == "postgresql":
-        stmt = postgresql.insert(table)
-        earlier = func.least(table.c.since, stmt.excluded.since)
-    else:
-        stmt = sqlite.insert(table)
-        earlier = func.min(table.c.since, stmt.excluded.since)
-    db.execute(stmt.on_conflict_do_update(index_elements=["member_id"], set_={"since": earlier}), rows)
+    conn = db.connection()
+    if conn.dialect.name == "postgresql":
+        sql = (
+            "INSERT INTO session_recompute_queue (member_id, since, enqueued_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (member_id) DO UPDATE SET since = LEAST(session_recompute_queue.since, excluded.since)"
+        )
+        rows = [(m, since[m], now) for m in sorted(since)]
+    else:  # times as UTCDateTime stores them: fixed-width UTC text, so min() compares instants
+        from server.ingest import sqlite_time
+
+        sql = (
+            "INSERT INTO session_recompute_queue (member_id, since, enqueued_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (member_id) DO UPDATE SET since = min(session_recompute_queue.since, excluded.since)"
+        )
+        stamp = sqlite_time(now)
+        rows = [(m, sqlite_time(since[m]), stamp) for m in sorted(since)]
+    # Through the driver: SQLAlchemy's per-row bind processing was a fifth of the upload's time.
+    conn.exec_driver_sql(sql, rows)
 
 
 def claim(db: Session, limit: int) -> dict[int, datetime]:
@@ -112,16 +138,37 @@ def queue_depth(db: Session) -> int:
 
 
 class Recomputer:
-    """A daemon thread that drains the queue every ``interval`` seconds (at once while there is work).
+    r"""A daemon thread that drains the queue every ``interval`` seconds (at once while there is work),
+    stepping aside while this process is serving uploads.
 
     One per process: :meth:`ensure_running` starts it in the current process if it is not running
     there (gunicorn forks workers after the app may have been built), and is cheap to call per request.
+
+    Yielding to uploads: Python has no per-thread priority (``os.nice`` is per process), so the thread
+    waits while an upload was served in this process within ``quiet`` seconds — each gunicorn worker
+    gets a share of the uploads, so a busy server keeps every worker's recomputer waiting — but for at
+    most ``max_defer`` seconds at a stretch; then it drains until the queue is empty. A burst shorter
+    than ``max_defer`` is acknowledged at full speed and its sessions follow right after it; sustained
+    uploads still get their sessions within about ``max_defer`` plus one drain. ``quiet=0`` switches
+    this off. The alternative for production is a separate, ``nice``\ d process (``python -m
+    server.sessions.queue``) with ``BAODAO_SESSION_RECOMPUTER=off`` on the gunicorn workers.
     """
 
-    def __init__(self, engine: Engine, *, interval: float = DEFAULT_INTERVAL_S, chunk: int | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        interval: float = DEFAULT_INTERVAL_S,
+        chunk: int | None = None,
+        quiet: float = DEFAULT_QUIET_S,
+        max_defer: float = DEFAULT_MAX_DEFER_S,
+    ):
         self.engine = engine
         self.interval = interval
         self.chunk = chunk or (SQLITE_CHUNK if engine.dialect.name == "sqlite" else DEFAULT_CHUNK)
+        self.quiet = quiet
+        self.max_defer = max_defer
+        self._deferring_since: float | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -146,6 +193,20 @@ class Recomputer:
         if self._thread is not None and self._pid == os.getpid():
             self._thread.join(timeout)
 
+    def defer_for(self, now: float | None = None) -> float:
+        """Seconds to wait before draining because uploads are being served; 0 to drain now."""
+        now = time.monotonic() if now is None else now
+        idle = now - _last_upload
+        if self.quiet <= 0 or idle >= self.quiet:
+            self._deferring_since = None
+            return 0.0
+        if self._deferring_since is None:
+            self._deferring_since = now
+        deferred = now - self._deferring_since
+        if deferred >= self.max_defer:
+            return 0.0  # stays forced until a drain finds the queue empty
+        return min(self.quiet - idle, self.max_defer - deferred)
+
     def _throttled(self, db: Session) -> bool:
         """On PostgreSQL one recomputer thread drains at a time, server-wide (a transaction-scoped
         advisory lock): uploads keep the other cores. :func:`drain_recompute_queue` itself is safe to
@@ -158,6 +219,10 @@ class Recomputer:
         failures = 0
         while not self._stop.is_set():
             self._wake.clear()
+            wait = self.defer_for()
+            if wait > 0:
+                self._wake.wait(wait)
+                continue
             try:
                 with Session(self.engine, expire_on_commit=False) as db:
                     if self._throttled(db):
@@ -172,7 +237,37 @@ class Recomputer:
                 done = 0
             if done:
                 continue
+            self._deferring_since = None
             self._wake.wait(self.interval * min(2**failures, 60))
+
+
+def main() -> None:
+    """``python -m server.sessions.queue``: run the recomputer in the foreground, as its own process.
+
+    For production under load: start gunicorn with ``BAODAO_SESSION_RECOMPUTER=off`` and this with
+    ``nice -n 10`` so the operating system gives uploads the CPU first (configuration as for the server:
+    ``BAODAO_DATABASE_URL`` and the other ``BAODAO_*`` variables). Stops on SIGTERM / Ctrl-C.
+    """
+    import signal
+
+    from server import create_app
+    from server.db import get_db
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app({"SESSION_RECOMPUTER": "off"})
+    recomputer = Recomputer(
+        get_db(app).engine,  # type: ignore[arg-type]
+        interval=float(app.config.get("SESSION_RECOMPUTE_INTERVAL_S", DEFAULT_INTERVAL_S)),
+        quiet=0,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    recomputer.ensure_running()
+    logger.info("session recomputer running as its own process (pid %d) / 会话重算进程已启动", os.getpid())
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stopped.wait(1.0):
+            pass
+    recomputer.stop()
 
 
 __all__ = [
@@ -182,5 +277,10 @@ __all__ = [
     "drain_all",
     "drain_recompute_queue",
     "enqueue_members",
+    "note_upload",
     "queue_depth",
 ]
+
+
+if __name__ == "__main__":
+    main()
