@@ -39,6 +39,9 @@ class ServiceSession(Base):
             "started_at",
             postgresql_include=["status", "credited_minutes", "unit_id", "community_id", "member_id"],
         ),
+        # The review queue's count goes from the few flagged taps to their sessions (server/web/review.py).
+        Index("ix_service_sessions_check_in", "check_in_event_id"),
+        Index("ix_service_sessions_check_out", "check_out_event_id"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)

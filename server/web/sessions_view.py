@@ -46,8 +46,12 @@ def session_rows(scope: Scope) -> Select[Any]:
     )
 
 
-def apply_filters(stmt: Select[Any]) -> Select[Any]:
-    """The list filters from the query string: centre, unit, status, member text, local date range."""
+def apply_filters(stmt: Select[Any], join_member: bool = False) -> Select[Any]:
+    """The list filters from the query string: centre, unit, status, member text, local date range.
+
+    ``join_member`` joins ``Member`` when the member filter needs it, for statements (counts) that do not
+    already join it: a count without the join stays on the sessions' own indexes.
+    """
     if (centre_id := arg_int("centre_id")) is not None:
         stmt = stmt.where(ServiceSession.centre_id == centre_id)
     if (unit_id := arg_int("unit_id")) is not None:
@@ -57,6 +61,8 @@ def apply_filters(stmt: Select[Any]) -> Select[Any]:
         stmt = stmt.where(ServiceSession.status == status)
     member = request.args.get("member", "").strip()
     if member:
+        if join_member:
+            stmt = stmt.join(Member, Member.id == ServiceSession.member_id)
         stmt = stmt.where(or_(Member.member_no == member, Member.name.contains(member, autoescape=True)))
     if (start := _date_arg("date_from")) is not None:
         stmt = stmt.where(ServiceSession.started_at >= local_day_bounds(start)[0])
