@@ -1,15 +1,17 @@
 """Events per second accepted by the kiosk API over HTTP (signed, batched), next to the raw ceiling.
 
-    python -m bench.ingest [--events N] [--kiosks K] [--workers W]
+    python -m bench.ingest [--events N] [--kiosks K] [--workers W] [--threads T] [--backends B]
 
 For each backend (SQLite, PostgreSQL): the same pre-built, chained events are
 1. inserted straight into a fresh database with one driver ``executemany`` of the server's own rows and
    parameter conversion (the raw ceiling; SQLAlchemy Core's ``executemany`` of the same rows is shown
    next to it, as earlier runs used it), then
-2. uploaded to ``gunicorn -w W 'server:create_app()'`` on another fresh database by K client threads (one
+2. uploaded to ``gunicorn -w W --threads T 'server:create_app()'`` (the production setting of the
+   backend, :data:`RECOMMENDED`, unless given) on another fresh database by K client threads (one
    kiosk each, batches of 500, every request signed with a fresh nonce) — validation, chain check,
    bulk insert and commit until the acknowledgement; then until the background recomputers have
    emptied the session queue (``*_with_sessions_*``: all session work included).
+With a setting other than ``-w 3`` the upload is also measured with ``-w 3`` (``--compare-workers``).
 Progress goes to stderr; the last stdout line is the JSON figures. PostgreSQL is 127.0.0.1:5432 (or
 ``BAODAO_BENCH_PG_URL``); it is skipped with a note when it does not answer.
 """
@@ -86,14 +88,16 @@ def wait_until_idle(master: int, workers: int, settle_s: float = 1.0, timeout_s:
 
 
 @contextmanager
-def gunicorn(database_url: str, workers: int, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """``gunicorn -w N 'server:create_app()'`` on a free port; yields the base URL, stops it after."""
+def gunicorn(
+    database_url: str, workers: int, extra_env: dict[str, str] | None = None, threads: int = 1
+) -> Iterator[str]:
+    """``gunicorn -w N [--threads T] 'server:create_app()'`` on a free port; yields the base URL."""
     port = free_port()
     env = {**os.environ, **KEYS, "BAODAO_DATABASE_URL": database_url, "BAODAO_LOG_LEVEL": "WARNING"}
     env.update(extra_env or {})
     cmd = [
         sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-        "--log-level", "warning", "server:create_app()",
+        "--threads", str(threads), "--log-level", "warning", "server:create_app()",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -217,17 +221,21 @@ def raw_ceiling(url: str, kiosks: list[dict[str, Any]], events: dict[str, list])
     Returns (driver, sqlalchemy) events/s. The ceiling is the driver's: one ``cursor.executemany`` of a
     plain ``INSERT`` with the rows already converted to parameter tuples exactly as the server converts
     them (:func:`server.ingest.driver_params`, outside the clock) — the server inserts through the
-    driver too, so anything slower would flatter the ratio. The SQLAlchemy Core ``executemany`` of the
-    same rows (what earlier runs used as the ceiling) is measured on a second copy for comparison.
+    driver too, so anything slower would flatter the ratio. The engine is the server's own
+    (:func:`server.db.make_engine`), so on SQLite the connection has the server's pragmas (foreign keys
+    on, WAL, ``synchronous=NORMAL``); the table is the migrated one, with its indexes and triggers. The
+    SQLAlchemy Core ``executemany`` of the same rows (what earlier runs used as the ceiling) is measured
+    on a second copy for comparison.
     """
     from protocol.ids import uuid7
     from protocol.messages import TapEventIn
+    from server.db import make_engine
     from server.ingest import _row, driver_params, insert_sql
     from server.models import Kiosk, TapEvent
 
     now = datetime.now(UTC)
     rows = []
-    engine = sa.create_engine(url)
+    engine = make_engine(url)  # the server's engine settings: on SQLite its pragmas (foreign keys, WAL, …)
     dialect = engine.dialect.name
     with engine.connect() as conn:
         by_uid = {k.kiosk_uid: k for k in conn.execute(sa.select(Kiosk.__table__))}
@@ -271,20 +279,22 @@ def queue_depth(engine: sa.Engine) -> int:
 
 
 def http_rate(
-    url: str, kiosks: list[dict[str, Any]], events: dict[str, list], workers: int
-) -> tuple[float, float]:
-    """(events/s until the last acknowledgement, events/s until every session is recomputed).
+    url: str, kiosks: list[dict[str, Any]], events: dict[str, list], workers: int, threads: int = 1
+) -> tuple[float, float, int]:
+    """(events/s until the last acknowledgement, events/s until every session is recomputed, sessions
+    already written when the last acknowledgement arrived).
 
     Request bodies are serialised before the clock starts (the kiosk has them ready in its outbox);
     signing, with a fresh nonce, stays inside the timed part. The second figure waits for the
-    background recomputers to empty the session queue, so it includes all session work.
+    background recomputers to empty the session queue, so it includes all session work. The third
+    shows whether the recomputers really stood aside during the burst (0: they did).
     """
     bodies = {
         uid: [json.dumps({"events": evs[i : i + BATCH]}).encode() for i in range(0, len(evs), BATCH)]
         for uid, evs in events.items()
     }
     engine = sa.create_engine(url)
-    with gunicorn(url, workers) as base:
+    with gunicorn(url, workers, threads=threads) as base:
         errors: list[str] = []
         threads = [threading.Thread(target=upload, args=(base, k, bodies[k["uid"]], errors)) for k in kiosks]
         started = time.perf_counter()
@@ -293,6 +303,8 @@ def http_rate(
         for t in threads:
             t.join()
         acked = time.perf_counter() - started
+        with engine.connect() as conn:
+            during = int(conn.execute(sa.text("SELECT count(*) FROM service_sessions")).scalar_one())
         deadline = time.monotonic() + 600
         while queue_depth(engine) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -310,7 +322,7 @@ def http_rate(
         raise RuntimeError(f"stored {stored} events, sent {total}")
     if not sessions:
         raise RuntimeError("no sessions were computed")
-    return total / acked, total / current
+    return total / acked, total / current, during
 
 
 def pg_available() -> bool:
@@ -324,17 +336,50 @@ def pg_available() -> bool:
         return False
 
 
+#: Production settings per backend (docs/readme-api.md): gunicorn workers and threads per worker.
+RECOMMENDED = {"sqlite": (2, 1), "postgresql": (3, 1)}
+
+
+def per_backend(spec: str | None, index: int) -> dict[str, int]:
+    """``"3"`` (every backend) or ``"sqlite=2,postgresql=3"``; unnamed backends keep :data:`RECOMMENDED`."""
+    out = {b: setting[index] for b, setting in RECOMMENDED.items()}
+    if spec:
+        if "=" not in spec:
+            return dict.fromkeys(out, int(spec))
+        for part in spec.split(","):
+            name, value = part.split("=")
+            out[name.strip()] = int(value)
+    return out
+
+
+def measure_http(
+    backend: str, tmp: Path, kiosks: list[dict[str, Any]], events: dict[str, list], args: argparse.Namespace,
+    workers: int, threads: int, label: str,
+) -> tuple[float, float, int]:  # fmt: skip
+    with fresh_database(backend, tmp, label) as http_url:
+        seed(http_url, args.kiosks, args.members)
+        log(f"{backend}: HTTP upload with gunicorn -w {workers} --threads {threads} …")
+        return http_rate(http_url, kiosks, events, workers, threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000, help="events in total")
     parser.add_argument("--kiosks", type=int, default=4, help="kiosks uploading concurrently")
     parser.add_argument("--members", type=int, default=400)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument(
+        "--workers", help="gunicorn workers: N, or per backend like sqlite=2,postgresql=3 (default: those)"
+    )
+    parser.add_argument("--threads", help="gunicorn threads per worker, same form (default 1)")
+    parser.add_argument(
+        "--compare-workers", type=int, default=3,
+        help="also run a backend with -w N --threads 1 when its setting differs (0: don't)",
+    )  # fmt: skip
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated subset")
     args = parser.parse_args()
+    workers, threads = per_backend(args.workers, 0), per_backend(args.threads, 1)
     per_kiosk = args.events // args.kiosks
-    figures: dict[str, Any] = {"events": per_kiosk * args.kiosks, "batch": BATCH, "kiosks": args.kiosks,
-                               "gunicorn_workers": args.workers}  # fmt: skip
+    figures: dict[str, Any] = {"events": per_kiosk * args.kiosks, "batch": BATCH, "kiosks": args.kiosks}
     wanted = args.backends.split(",")
     backends = [b for b in ("sqlite", "postgresql") if b in wanted]
     if "postgresql" in backends and not pg_available():
@@ -347,20 +392,28 @@ def main() -> None:
                 events = build_events(kiosks, members, per_kiosk)
                 log(f"{backend}: raw executemany of {figures['events']} events …")
                 raw, raw_core = raw_ceiling(raw_url, kiosks, events)
-            with fresh_database(backend, Path(tmp), "http") as http_url:
-                seed(http_url, args.kiosks, args.members)
-                log(f"{backend}: HTTP upload with gunicorn -w {args.workers} …")
-                rate, with_sessions = http_rate(http_url, kiosks, events, args.workers)
+            w, t = workers[backend], threads[backend]
+            rate, with_sessions, during = measure_http(backend, Path(tmp), kiosks, events, args, w, t, "http")
             log(
-                f"{backend}: {rate:,.0f} events/s acknowledged over HTTP ({with_sessions:,.0f} events/s until "
-                f"every session was recomputed), raw ceiling {raw:,.0f} events/s (SQLAlchemy executemany "
-                f"{raw_core:,.0f})"
+                f"{backend}: {rate:,.0f} events/s acknowledged over HTTP with -w {w} --threads {t} "
+                f"({with_sessions:,.0f} events/s until every session was recomputed; {during} sessions written "
+                f"during the burst), raw ceiling {raw:,.0f} events/s (SQLAlchemy executemany {raw_core:,.0f}): "
+                f"ratio {rate / raw:.2f}"
             )
+            figures[f"{backend}_gunicorn_workers"] = w
+            figures[f"{backend}_gunicorn_threads"] = t
             figures[f"{backend}_http_events_per_s"] = round(rate)
             figures[f"{backend}_http_with_sessions_events_per_s"] = round(with_sessions)
+            figures[f"{backend}_sessions_written_during_burst"] = during
             figures[f"{backend}_raw_events_per_s"] = round(raw)
             figures[f"{backend}_raw_sqlalchemy_events_per_s"] = round(raw_core)
             figures[f"{backend}_http_to_raw_ratio"] = round(rate / raw, 3)
+            n = args.compare_workers
+            if n and (w, t) != (n, 1):
+                rate_n, _, _ = measure_http(backend, Path(tmp), kiosks, events, args, n, 1, "http_cmp")
+                log(f"{backend}: {rate_n:,.0f} events/s acknowledged with -w {n}: ratio {rate_n / raw:.2f}")
+                figures[f"{backend}_http_w{n}_events_per_s"] = round(rate_n)
+                figures[f"{backend}_http_w{n}_to_raw_ratio"] = round(rate_n / raw, 3)
     print(json.dumps(figures))
 
 

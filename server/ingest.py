@@ -37,12 +37,12 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from protocol.chain import CHAIN_FIELDS, BreakReason, canonical_time, verify_chain
@@ -58,6 +58,19 @@ chain_log = logging.getLogger("baodao.chain")
 FUTURE_TOLERANCE = timedelta(minutes=5)
 #: Directions that belong to an identified member and therefore feed the session engine.
 SESSION_DIRECTIONS = frozenset({"in", "out", "duplicate"})
+
+
+class KioskLike(Protocol):
+    """What ingest needs of the uploading kiosk: :class:`server.api.auth.KioskAuth` or the ORM ``Kiosk``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kiosk_uid(self) -> str: ...
+    @property
+    def centre_id(self) -> int: ...
+    @property
+    def community_id(self) -> int: ...
 
 
 @dataclass
@@ -138,14 +151,18 @@ def _canonical_utc(utc: datetime) -> str:
     )
 
 
+_kiosks = Kiosk.__table__
+_LOCK_KIOSK = (
+    select(_kiosks.c.last_seq, _kiosks.c.last_hash, _kiosks.c.chain_broken)
+    .where(_kiosks.c.id == bindparam("kiosk_id"))
+    .with_for_update(key_share=True)
+)
+
+
 def _lock_kiosk(db: Session, kiosk_id: int) -> tuple[int, str, bool]:
     if db.get_bind().dialect.name != "postgresql":
         db.execute(text("DELETE FROM used_nonces WHERE 1 = 0"))  # take SQLite's write lock before reading
-    row = db.execute(
-        select(Kiosk.last_seq, Kiosk.last_hash, Kiosk.chain_broken)
-        .where(Kiosk.id == kiosk_id)
-        .with_for_update(key_share=True)
-    ).one()
+    row = db.connection().execute(_LOCK_KIOSK, {"kiosk_id": kiosk_id}).one()
     return int(row.last_seq), str(row.last_hash), bool(row.chain_broken)
 
 
@@ -156,41 +173,50 @@ COLUMNS: tuple[str, ...] = tuple(c.name for c in TapEvent.__table__.columns)
 def sqlite_time(value: datetime) -> str:
     """What SQLAlchemy's ``UTCDateTime`` stores on SQLite (naive UTC text, microseconds always written),
     without going through its per-value bind processors. ``tests/unit/server/test_ingest_hash.py`` checks
-    it against them."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
+    it against them. (Shifting the fields by the offset is ``astimezone(UTC)`` without building a UTC
+    datetime; pydantic's UTC is its own tzinfo, so an identity test against ``UTC`` never matched.)"""
+    offset = value.utcoffset()
+    if offset:
+        value = value - offset
     text_ = value.replace(tzinfo=None).isoformat(" ")
     return text_ if len(text_) > 19 else text_ + ".000000"  # isoformat drops a zero microsecond
 
 
-_SQLITE_CONVERTED = ("event_id", "device_time", "effective_time", "received_at", "chain_ok")
+_EVENT_ID, _DEVICE_TIME, _EFFECTIVE, _RECEIVED, _CHAIN_OK = (
+    COLUMNS.index(c) for c in ("event_id", "device_time", "effective_time", "received_at", "chain_ok")
+)
+if (_EVENT_ID, _DEVICE_TIME, _EFFECTIVE, _RECEIVED, _CHAIN_OK) != (0, 15, 18, 19, 20):  # pragma: no cover
+    raise ImportError("server.ingest: tap_events column order changed; update _sqlite_params")
+
+
+def _sqlite_params(
+    natives: Sequence[tuple[Any, ...]], texts: Mapping[uuid.UUID, tuple[str, str, str]] | None = None
+) -> list[tuple[Any, ...]]:
+    """Native row tuples (see :func:`_native`) converted as SQLAlchemy's column types convert them on
+    SQLite: the UUID as 32 hex digits, times as :func:`sqlite_time`, the boolean as 0/1. ``texts`` (from
+    :func:`prepare`) holds the id and time conversions already done outside the write lock."""
+    stamps: dict[datetime, str] = {}  # received_at is one value per batch
+    out = []
+    for t in natives:
+        received = t[19]
+        if received not in stamps:
+            stamps[received] = sqlite_time(received)
+        received_text = stamps[received]
+        pre = texts.get(t[0]) if texts is not None else None
+        if pre is None:
+            pre = (t[0].hex, sqlite_time(t[15]), sqlite_time(t[18]))
+        out.append(
+            (pre[0], *t[1:15], pre[1], t[16], t[17], pre[2], received_text, int(t[20]), t[21])
+        )  # fmt: skip
+    return out
 
 
 def driver_params(dialect: str, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """The rows as DB-API parameter tuples in :data:`COLUMNS` order, converted as SQLAlchemy's column types
     would convert them: psycopg adapts UUIDs, aware datetimes and booleans itself; SQLite gets the UUID
     as 32 hex digits, times as :func:`sqlite_time`, booleans as 0/1."""
-    if dialect == "postgresql":
-        return [tuple(row[c] for c in COLUMNS) for row in rows]
-    plain = [c for c in COLUMNS if c not in _SQLITE_CONVERTED]
-    order = [*plain, *_SQLITE_CONVERTED]
-    back = [order.index(c) for c in COLUMNS]  # positions of COLUMNS in the built tuple
-    stamps: dict[datetime, str] = {}  # received_at is one value per batch
-    out = []
-    for row in rows:
-        received = row["received_at"]
-        if received not in stamps:
-            stamps[received] = sqlite_time(received)
-        built = [row[c] for c in plain]
-        built += (
-            row["event_id"].hex,
-            sqlite_time(row["device_time"]),
-            sqlite_time(row["effective_time"]),
-            stamps[received],
-            int(row["chain_ok"]),
-        )
-        out.append(tuple([built[i] for i in back]))
-    return out
+    natives = [tuple(row[c] for c in COLUMNS) for row in rows]
+    return natives if dialect == "postgresql" else _sqlite_params(natives)
 
 
 def insert_sql(dialect: str, *, on_conflict: bool = True) -> str:
@@ -200,12 +226,16 @@ def insert_sql(dialect: str, *, on_conflict: bool = True) -> str:
     return sql + (" ON CONFLICT (event_id) DO NOTHING" if on_conflict else "")
 
 
-def _insert_rows(db: Session, rows: Sequence[dict[str, Any]]) -> None:
+def _insert_rows(
+    db: Session, natives: list[tuple[Any, ...]], texts: Mapping[uuid.UUID, tuple[str, str, str]] | None
+) -> None:
     """One ``executemany`` through the driver (psycopg 3 pipelines it): SQLAlchemy's per-value bind
     processing of 500 rows × 22 columns cost more than the database's own work."""
     conn = db.connection()
     dialect = conn.dialect.name
-    conn.exec_driver_sql(insert_sql(dialect), driver_params(dialect, rows))
+    conn.exec_driver_sql(
+        insert_sql(dialect), natives if dialect == "postgresql" else _sqlite_params(natives, texts)
+    )
 
 
 def _existing(db: Session, sql_pg: str, sql_lite: str, values: list[Any]) -> list[tuple[Any, ...]]:
@@ -230,56 +260,98 @@ def _flag(event: TapEventIn, reason: BreakReason, expected: object, got: object)
     )
 
 
-def _row(event: TapEventIn, kiosk: Kiosk, now: datetime, chain_ok: bool, flags: list[str]) -> dict[str, Any]:
+def _native(
+    event: TapEventIn,
+    kiosk: KioskLike,
+    now: datetime,
+    chain_ok: bool,
+    flags: list[str],
+    member_id: int | None,
+    unknown_member: bool = False,
+) -> tuple[Any, ...]:
+    """The ``tap_events`` row of ``event`` as a tuple in :data:`COLUMNS` order with Python values (what
+    psycopg takes as it is; :func:`_sqlite_params` converts for SQLite). Appends ``future_time`` to
+    ``flags`` when the corrected time lies too far ahead, then ``unknown_member:ID`` when asked. A tuple, not a dict: building and re-reading
+    500 dicts of 22 keys per batch was measurable."""
     # The offset is "server time minus device time" as the kiosk last measured it (protocol.signing:
     # "device time + measured offset" is the kiosk's estimate of server time).
     effective = event.device_time + timedelta(milliseconds=event.clock_offset_ms)
     if effective - now > FUTURE_TOLERANCE:
         flags.append("future_time")
-    return {
-        "event_id": event.event_id,
-        "kiosk_id": kiosk.id,
-        "centre_id": kiosk.centre_id,
-        "community_id": kiosk.community_id,
-        "seq": event.seq,
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-        "credential_kind": str(event.credential_kind),
-        "credential_hash": event.credential_hash,
-        "member_id": event.member_id,
-        "direction": str(event.direction),
-        "trust": None if event.trust is None else str(event.trust),
-        "qr_step": event.qr_step,
-        "badge_serial": event.badge_serial,
-        "reason": event.reason,
-        "device_time": event.device_time,
-        "device_tz": event.device_tz,
-        "clock_offset_ms": event.clock_offset_ms,
-        "effective_time": effective,
-        "received_at": now,
-        "chain_ok": chain_ok,
-        "flags": ",".join(flags)[:200] or None,
-    }
+    if unknown_member:  # a member id the server does not know is kept as a flag, not as a member
+        flags.append(f"unknown_member:{event.member_id}")
+    return (
+        event.event_id,
+        kiosk.id,
+        kiosk.centre_id,
+        kiosk.community_id,
+        event.seq,
+        event.prev_hash,
+        event.hash,
+        event.credential_kind.value,
+        event.credential_hash,
+        member_id,
+        event.direction.value,
+        None if event.trust is None else event.trust.value,
+        event.qr_step,
+        event.badge_serial,
+        event.reason,
+        event.device_time,
+        event.device_tz,
+        event.clock_offset_ms,
+        effective,
+        now,
+        chain_ok,
+        ",".join(flags)[:200] or None,
+    )
 
 
-def chain_hashes(batch: EventBatch) -> dict[uuid.UUID, str]:
-    """Every event's :func:`chain_hash`, computed before any lock is taken (see :func:`ingest_batch`)."""
-    return {e.event_id: chain_hash(e) for e in batch.events}
+def _row(
+    event: TapEventIn, kiosk: KioskLike, now: datetime, chain_ok: bool, flags: list[str]
+) -> dict[str, Any]:
+    """:func:`_native` as a column → value dict (what :func:`flag_qr_replays` and the bench take)."""
+    return dict(zip(COLUMNS, _native(event, kiosk, now, chain_ok, flags, event.member_id), strict=True))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The per-event work of a batch that needs no database and no lock, done before the transaction
+    takes any (:func:`prepare`): every event's :func:`chain_hash`, and on SQLite the event id and times
+    as SQLite stores them (event id → hex id, device time, effective time). On SQLite the upload's
+    write section is serialised (one write lock), so each microsecond moved out of it counts once per
+    event for the whole server."""
+
+    hashes: dict[uuid.UUID, str]
+    sqlite_texts: dict[uuid.UUID, tuple[str, str, str]] | None = None
+
+
+def prepare(batch: EventBatch, dialect: str) -> Prepared:
+    """:class:`Prepared` for ``batch`` (event ids are unique in a valid batch, so they are the keys)."""
+    hashes: dict[uuid.UUID, str] = {}
+    texts: dict[uuid.UUID, tuple[str, str, str]] | None = {} if dialect == "sqlite" else None
+    for event in batch.events:
+        utc = event.device_time.astimezone(UTC)
+        hashes[event.event_id] = chain_hash(event, utc)
+        if texts is not None:
+            effective = utc + timedelta(milliseconds=event.clock_offset_ms)
+            texts[event.event_id] = (event.event_id.hex, sqlite_time(utc), sqlite_time(effective))
+    return Prepared(hashes, texts)
 
 
 def ingest_batch(
     db: Session,
-    kiosk: Kiosk,
+    kiosk: KioskLike,
     batch: EventBatch,
     *,
     now: datetime,
-    hashes: dict[uuid.UUID, str] | None = None,
+    prepared: Prepared | None = None,
 ) -> IngestResult:
     """Store a batch inside the caller's transaction; the caller commits, then sends ``result.ack``.
 
-    ``hashes`` (from :func:`chain_hashes`) lets the caller do the hashing before the transaction holds
-    locks — on SQLite the one database write lock is held from the nonce insert to the commit.
+    ``prepared`` (from :func:`prepare`) lets the caller hash and convert the events before the transaction
+    holds locks — on SQLite the one database write lock is held from the nonce insert to the commit.
     """
+    hashes = None if prepared is None else prepared.hashes
     head_seq, head_hash, was_broken = _lock_kiosk(db, kiosk.id)
     events = sorted(batch.events, key=lambda e: e.seq)
     stored_hash: dict[uuid.UUID, str] = {}
@@ -324,7 +396,8 @@ def ingest_batch(
             )
         }
 
-    rows: list[dict[str, Any]] = []
+    natives: list[tuple[Any, ...]] = []
+    qr_rows: dict[int, dict[str, Any]] = {}  # position in natives → the row as a dict, for flag_qr_replays
     accepted: list[uuid.UUID] = []
     since: dict[int, datetime] = {}
     for event in fresh:
@@ -351,26 +424,30 @@ def ingest_batch(
             else:
                 head_seq, head_hash = result.head_seq, result.head_hash
             chain_ok = result.ok
-        row = _row(event, kiosk, now, chain_ok, event_flags)
-        if event.member_id is not None and event.member_id not in known:
-            row["member_id"] = None
-            row["flags"] = ",".join(filter(None, [row["flags"], f"unknown_member:{event.member_id}"]))[:200]
-        elif event.member_id is not None and row["direction"] in SESSION_DIRECTIONS:
-            at = row["effective_time"]
-            if event.member_id not in since or at < since[event.member_id]:
-                since[event.member_id] = at
-        rows.append(row)
+        member_id = event.member_id
+        unknown = member_id is not None and member_id not in known
+        native = _native(event, kiosk, now, chain_ok, event_flags, None if unknown else member_id, unknown)
+        if not unknown and member_id is not None and event.direction.value in SESSION_DIRECTIONS:
+            at = native[_EFFECTIVE]
+            if member_id not in since or at < since[member_id]:
+                since[member_id] = at
+        if event.credential_kind.value == "qr":  # only QR taps can be replays (server.qr.replay)
+            qr_rows[len(natives)] = dict(zip(COLUMNS, native, strict=True))
+        natives.append(native)
         accepted.append(event.event_id)
 
-    if rows:
-        flag_qr_replays(db, kiosk.id, rows)  # flags must be on the rows before the append-only insert
-        _insert_rows(db, rows)
+    if natives:
+        if qr_rows:  # flags must be on the rows before the append-only insert
+            flag_qr_replays(db, kiosk.id, list(qr_rows.values()))
+            for position, row in qr_rows.items():
+                natives[position] = tuple(row[c] for c in COLUMNS)
+        _insert_rows(db, natives, None if prepared is None else prepared.sqlite_texts)
         # Same transaction as the taps: a committed tap always has current sessions or a queue row.
         enqueue_members(db, since, now=now)
     broken = bool(flags)
-    db.execute(
-        update(Kiosk)
-        .where(Kiosk.id == kiosk.id)
+    db.connection().execute(  # Core, not an ORM-enabled UPDATE: nothing here needs the identity map
+        update(_kiosks)
+        .where(_kiosks.c.id == kiosk.id)
         .values(last_seq=head_seq, last_hash=head_hash, chain_broken=was_broken or broken, last_seen_at=now)
     )
     if flags:
@@ -393,4 +470,4 @@ def ingest_batch(
         head_seq=head_seq,
         server_time=now,
     )
-    return IngestResult(ack=ack, member_ids=set(since), stored=len(rows))
+    return IngestResult(ack=ack, member_ids=set(since), stored=len(natives))

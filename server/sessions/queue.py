@@ -65,6 +65,19 @@ def note_upload() -> None:
     _last_upload = time.monotonic()
 
 
+def upload_marker(engine: Engine) -> str | None:
+    """On a SQLite file, ``<database>.upload-lock``: uploads hold an ``flock`` on it for their write
+    section and touch it (``server.api.events``), so its modification time tells *every* process's
+    recomputer when an upload last ran — a worker that got no upload for a while must not drain (and
+    take SQLite's one write lock) while the others are busy. ``None`` elsewhere (PostgreSQL locks rows:
+    there a chunk does not hold uploads up, and one recomputer drains at a time)."""
+    url = engine.url
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return f"{path}.upload-lock"
+
+
 def enqueue_members(db: Session, since: Mapping[int, datetime], *, now: datetime) -> None:
     """Queue ``since`` (member id → earliest effective time of its new taps) in the caller's transaction.
 
@@ -75,22 +88,26 @@ def enqueue_members(db: Session, since: Mapping[int, datetime], *, now: datetime
         return
     conn = db.connection()
     if conn.dialect.name == "postgresql":
-        sql = (
-            "INSERT INTO session_recompute_queue (member_id, since, enqueued_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT (member_id) DO UPDATE SET since = LEAST(session_recompute_queue.since, excluded.since)"
+        # One statement over two arrays, not an executemany: psycopg's per-row pipelining of ~400 upserts
+        # cost as much as the tap insert itself. ORDER BY keeps the member-order locking.
+        members = sorted(since)
+        conn.exec_driver_sql(
+            "INSERT INTO session_recompute_queue (member_id, since, enqueued_at) "
+            "SELECT m, s, %s FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(m, s) ORDER BY m "
+            "ON CONFLICT (member_id) DO UPDATE SET since = LEAST(session_recompute_queue.since, excluded.since)",
+            (now, members, [since[m] for m in members]),
         )
-        rows = [(m, since[m], now) for m in sorted(since)]
-    else:  # times as UTCDateTime stores them: fixed-width UTC text, so min() compares instants
-        from server.ingest import sqlite_time
+        return
+    # SQLite: times as UTCDateTime stores them (fixed-width UTC text, so min() compares instants), through
+    # the driver: SQLAlchemy's per-row bind processing was a fifth of the upload's time.
+    from server.ingest import sqlite_time
 
-        sql = (
-            "INSERT INTO session_recompute_queue (member_id, since, enqueued_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (member_id) DO UPDATE SET since = min(session_recompute_queue.since, excluded.since)"
-        )
-        stamp = sqlite_time(now)
-        rows = [(m, sqlite_time(since[m]), stamp) for m in sorted(since)]
-    # Through the driver: SQLAlchemy's per-row bind processing was a fifth of the upload's time.
-    conn.exec_driver_sql(sql, rows)
+    stamp = sqlite_time(now)
+    conn.exec_driver_sql(
+        "INSERT INTO session_recompute_queue (member_id, since, enqueued_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (member_id) DO UPDATE SET since = min(session_recompute_queue.since, excluded.since)",
+        [(m, sqlite_time(since[m]), stamp) for m in sorted(since)],
+    )
 
 
 def claim(db: Session, limit: int) -> dict[int, datetime]:
@@ -169,6 +186,7 @@ class Recomputer:
         self.quiet = quiet
         self.max_defer = max_defer
         self._deferring_since: float | None = None
+        self._marker = upload_marker(engine)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -197,6 +215,9 @@ class Recomputer:
         """Seconds to wait before draining because uploads are being served; 0 to drain now."""
         now = time.monotonic() if now is None else now
         idle = now - _last_upload
+        if self._marker is not None and self.quiet > 0:  # uploads of other processes count too
+            with contextlib.suppress(OSError):  # no file yet: no upload yet
+                idle = min(idle, max(0.0, time.time() - os.stat(self._marker).st_mtime))
         if self.quiet <= 0 or idle >= self.quiet:
             self._deferring_since = None
             return 0.0
@@ -215,6 +236,18 @@ class Recomputer:
             return False
         return not db.scalar(select(func.pg_try_advisory_xact_lock(RECOMPUTER_LOCK_KEY)))
 
+    def _burst_began(self, db: Session) -> bool:
+        """On a SQLite file, take the write lock first and look again: a drain decided on just before a
+        burst would otherwise wait for the lock behind the first uploads and then hold it for a whole
+        chunk while the rest of the burst waits. True (and rolled back) if uploads have started."""
+        if self._marker is None:
+            return False
+        db.execute(text("DELETE FROM used_nonces WHERE 1 = 0"))  # SQLite's write lock, as claim() takes it
+        if self.defer_for() > 0:
+            db.rollback()
+            return True
+        return False
+
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
@@ -228,6 +261,8 @@ class Recomputer:
                     if self._throttled(db):
                         db.rollback()
                         done = 0
+                    elif self._burst_began(db):
+                        continue
                     else:
                         done = drain_recompute_queue(db, self.chunk)
                 failures = 0
@@ -279,6 +314,7 @@ __all__ = [
     "enqueue_members",
     "note_upload",
     "queue_depth",
+    "upload_marker",
 ]
 
 
