@@ -210,11 +210,23 @@ class Roster:
             )
 
     def drop_local_binding(self, credential_hash: str) -> bool:
-        """Undo :meth:`add_local_binding` when the server refused the binding (a server row stays)."""
+        """Undo :meth:`add_local_binding` when the server refused the binding.
+
+        The local row may have overwritten the server's row for the same card (a card of another member),
+        so the cursor is dropped too: the next heartbeat fetches a full roster and restores the truth.
+        """
         with self._lock:
-            cur = self._db.execute(
-                "DELETE FROM credentials WHERE credential_hash = ? AND source = 'local'", (credential_hash,)
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(
+                    "DELETE FROM credentials WHERE credential_hash = ? AND source = 'local'",
+                    (credential_hash,),
+                )
+                self._db.execute("DELETE FROM meta WHERE key = 'cursor'")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             return cur.rowcount > 0
 
     # -- lookups ---------------------------------------------------------------------------------

@@ -221,5 +221,6 @@ def test_a_refused_card_binding_is_settled_and_stops_working_locally(
     assert uploader.sync_bindings() == 1  # the fresh card
     assert uploader.status.bindings_rejected == 1 and uploader.status.last_binding_rejection
     assert outbox.pending_bindings() == []  # the refusal is final: nothing is re-sent
-    assert roster.lookup(taken) is None  # no longer honoured at this kiosk
+    assert roster.lookup(taken) is None  # no longer honoured at this kiosk …
+    assert roster.cursor is None  # … until the full roster the next heartbeat fetches says whose it is
     assert roster.lookup(fresh) is not None
