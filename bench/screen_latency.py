@@ -1,7 +1,7 @@
 """Screen latency: from a simulated read (``POST /sim/read``) to the confirmation painted in Chromium.
 
-The kiosk runs as a real process (``python -m kiosk.ui.launch``, i.e. ``baodao kiosk`` with the touch
-screen) with simulated readers and a seeded roster; Debian's Chromium shows the screen headless through
+The kiosk runs as a real process (``python -m baodao kiosk --config F``, touch screen included)
+with simulated readers and a seeded roster; Debian's Chromium shows the screen headless through
 Playwright. For every tap the page records the ``requestAnimationFrame`` timestamp of the frame that
 draws the confirmation (``performance.timeOrigin + ts``, wall-clock milliseconds); the bench records the
 wall-clock time just before the POST. The page clock is aligned to ours by the sample with the shortest
