@@ -179,15 +179,17 @@ class SerialReader(Reader):
                 self._stop.wait(self.reconnect_delay)
                 continue
             logger.info("reader %s opened %s", self.reader_id, device)
-            self._set_state(ReaderState.READY)
+            # Counters first, state last: whoever sees the new state also sees counters that agree with it.
             self._set_extra("connected", 1)
+            self._set_state(ReaderState.READY)
             try:
                 self._session()
             except DeviceDisconnected as exc:
                 if not self._stop.is_set():
                     logger.warning("reader %s lost %s: %s", self.reader_id, device, exc)
-                    self._set_state(ReaderState.CONNECTING, str(exc))
+                    self._set_extra("connected", 0)
                     self._set_extra("disconnects", int(self.health().extra.get("disconnects", 0)) + 1)
+                    self._set_state(ReaderState.CONNECTING, str(exc))
             finally:
                 self.transport.close()
                 self._set_extra("connected", 0)
