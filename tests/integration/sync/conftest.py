@@ -133,7 +133,30 @@ def server_env(db_url: str) -> dict[str, str]:
     return env
 
 
-class ServerProcess:
+class _Child:
+    """A test child process that can be killed (SIGKILL, as a power cut) or stopped politely."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    stop_grace_s: float = 10.0
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.stop_grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+class ServerProcess(_Child):
     """``baodao server`` in a subprocess; ``start()`` again after ``kill()`` reuses the port."""
 
     def __init__(self, db_url: str, log_dir: Path, port: int | None = None) -> None:
@@ -157,22 +180,6 @@ class ServerProcess:
         log.close()
         wait_http(self.url + "/healthz", proc=self.proc)
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
-
 
 def write_kiosk_config(path: Path, *, server_url: str, state_dir: Path, ui_port: int, key_hex: str) -> Path:
     path.write_text(
@@ -188,8 +195,10 @@ def write_kiosk_config(path: Path, *, server_url: str, state_dir: Path, ui_port:
     return path
 
 
-class KioskProcess:
+class KioskProcess(_Child):
     """A real kiosk process (service + sync agent + local web app) run by ``kiosk_driver.py``."""
+
+    stop_grace_s = 15.0
 
     def __init__(self, config: Path, log_dir: Path, *, ui_port: int, skew_s: float = 0.0) -> None:
         self.config = config
@@ -213,22 +222,6 @@ class KioskProcess:
         log.close()
         if wait:
             wait_http(self.ui_url + "/healthz", proc=self.proc)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
 
     def tap(self, uid: str, timeout: float = 10.0) -> dict[str, Any]:
         resp = requests.post(self.ui_url + "/sim/read", json={"kind": "card", "value": uid}, timeout=timeout)
