@@ -76,7 +76,9 @@ def _write_csvs(folder: Path, accounts: list, credentials: list, server_url: str
         writer.writerow(["kiosk staff PIN", kiosk_url, "0", STAFF_PIN, "kiosk maintenance", DEMO_CENTRE])
     with open(folder / "credentials.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["member_no", "name", "unit", "community", "card_uid", "at_demo_kiosk", "tap_command"])
+        writer.writerow(
+            ["member_no", "name", "unit", "community", "card_uid", "at_demo_kiosk", "tap_command"]
+        )
         for c in credentials:
             at_kiosk = "yes" if c.in_first_centre_roster else "no"
             tap = f"baodao kiosk tap card:{c.card_uid}"

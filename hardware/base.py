@@ -121,7 +121,9 @@ class Reader(abc.ABC):
             return
         self._stop.clear()
         self._set_state(ReaderState.CONNECTING)
-        self._thread = threading.Thread(target=self._run_guarded, name=f"reader-{self.reader_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run_guarded, name=f"reader-{self.reader_id}", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -134,7 +136,9 @@ class Reader(abc.ABC):
     def health(self) -> ReaderHealth:
         with self._health_lock:
             h = self._health
-            return ReaderHealth(h.reader_id, h.driver, h.state, h.reads, h.bad_frames, h.last_error, dict(h.extra))
+            return ReaderHealth(
+                h.reader_id, h.driver, h.state, h.reads, h.bad_frames, h.last_error, dict(h.extra)
+            )
 
     # -- for drivers -----------------------------------------------------------------------------
     @abc.abstractmethod
