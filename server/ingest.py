@@ -40,7 +40,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
@@ -50,6 +51,9 @@ from protocol.messages import BatchAck, ChainFlag, ChainStatus, EventBatch, TapE
 from server.models import Kiosk, TapEvent
 from server.qr.replay import flag_qr_replays
 from server.sessions.queue import enqueue_members
+
+if TYPE_CHECKING:
+    from server.ingest_sqlite import PreparedBatch
 
 logger = logging.getLogger(__name__)
 chain_log = logging.getLogger("baodao.chain")
@@ -75,14 +79,38 @@ class KioskLike(Protocol):
 
 @dataclass
 class IngestResult:
-    """The acknowledgement to send (after commit); the members queued for session recomputation."""
+    """What a stored batch comes to; :attr:`ack` is built on first use, so a caller holding a lock can
+    commit and release it first (on SQLite the whole server waits for that lock)."""
 
-    ack: BatchAck
+    accepted: list[uuid.UUID]
+    duplicates: list[uuid.UUID]
+    flags: list[ChainFlag]
+    head_seq: int
+    server_time: datetime
     member_ids: set[int] = field(default_factory=set)
     stored: int = 0
+    prepared_path: bool = False  # stored as prepared before the lock (server.ingest_sqlite)
+
+    @cached_property
+    def ack(self) -> BatchAck:
+        """The acknowledgement to send once the transaction is committed."""
+        if not self.flags:
+            status = ChainStatus.OK
+        elif all(f.reason is BreakReason.GAP for f in self.flags):
+            status = ChainStatus.GAP
+        else:
+            status = ChainStatus.BROKEN
+        return BatchAck(
+            accepted=self.accepted,
+            duplicates=self.duplicates,
+            chain=status,
+            flags=self.flags,
+            head_seq=self.head_seq,
+            server_time=self.server_time,
+        )
 
 
-def chain_hash(event: TapEventIn, device_time_utc: datetime | None = None) -> str:
+def chain_hash(event: TapEventIn, canonical_device_time: str | None = None) -> str:
     """``protocol.chain.compute_hash(event.prev_hash, event)`` without ``model_dump`` or ``json.dumps``.
 
     The same canonical bytes (fields of :data:`CHAIN_FIELDS`, ``None`` omitted, enums by value, UUIDs as
@@ -90,17 +118,19 @@ def chain_hash(event: TapEventIn, device_time_utc: datetime | None = None) -> st
     dumping the model, and even one ``json.dumps`` per event, was a large part of the ingest time. Every
     text field except ``reason`` is restricted by the validated schema to characters JSON writes as they
     are (hex digits, enum values, ``[A-Za-z0-9_+-/]``, a UUID, the canonical time), so only ``reason``
-    goes through the JSON encoder. ``device_time_utc`` may be passed when the caller already has it.
-    ``tests/unit/server/test_ingest_hash.py`` checks it against ``compute_hash``.
+    goes through the JSON encoder. The enums are ``StrEnum``: formatting one writes its value (without
+    ``Enum.value``, a slow descriptor). ``canonical_device_time`` may be passed when the caller already
+    has it. ``tests/unit/server/test_ingest_hash.py`` checks it against ``compute_hash``.
     """
-    utc = device_time_utc if device_time_utc is not None else event.device_time.astimezone(UTC)
+    if canonical_device_time is None:
+        canonical_device_time = _canonical_utc(event.device_time.astimezone(UTC))
     parts = []
     if event.badge_serial is not None:
         parts.append(f'"badge_serial":"{event.badge_serial}",')
     parts.append(
         f'"clock_offset_ms":{event.clock_offset_ms},"credential_hash":"{event.credential_hash}",'
-        f'"credential_kind":"{event.credential_kind.value}","device_time":"{_canonical_utc(utc)}",'
-        f'"device_tz":"{event.device_tz}","direction":"{event.direction.value}",'
+        f'"credential_kind":"{event.credential_kind}","device_time":"{canonical_device_time}",'
+        f'"device_tz":"{event.device_tz}","direction":"{event.direction}",'
         f'"event_id":"{event.event_id}",'
     )
     if event.member_id is not None:
@@ -112,7 +142,7 @@ def chain_hash(event: TapEventIn, device_time_utc: datetime | None = None) -> st
         parts.append(f'"reason":{_json_text(event.reason)},')
     parts.append(f'"seq":{event.seq}')
     if event.trust is not None:
-        parts.append(f',"trust":"{event.trust.value}"')
+        parts.append(f',"trust":"{event.trust}"')
     canonical = "{" + "".join(parts) + "}"
     return hashlib.sha256(bytes.fromhex(event.prev_hash) + canonical.encode()).hexdigest()
 
@@ -172,14 +202,18 @@ COLUMNS: tuple[str, ...] = tuple(c.name for c in TapEvent.__table__.columns)
 
 def sqlite_time(value: datetime) -> str:
     """What SQLAlchemy's ``UTCDateTime`` stores on SQLite (naive UTC text, microseconds always written),
-    without going through its per-value bind processors. ``tests/unit/server/test_ingest_hash.py`` checks
-    it against them. (Shifting the fields by the offset is ``astimezone(UTC)`` without building a UTC
-    datetime; pydantic's UTC is its own tzinfo, so an identity test against ``UTC`` never matched.)"""
+    without going through its per-value bind processors. ``tests/unit/server/test_ingest_fastpath.py``
+    checks it against them. Shifting the fields by the offset is ``astimezone(UTC)`` without building a
+    UTC datetime (pydantic's UTC is its own tzinfo, so an identity test against ``UTC`` never matched);
+    the offset ``isoformat`` then appends is cut off rather than removed with ``replace(tzinfo=None)``,
+    which cost as much as the formatting. ``isoformat`` always writes a four-digit year, so the date
+    and time are the first 26 characters, or 19 when it leaves out a zero microsecond."""
     offset = value.utcoffset()
     if offset:
         value = value - offset
-    text_ = value.replace(tzinfo=None).isoformat(" ")
-    return text_ if len(text_) > 19 else text_ + ".000000"  # isoformat drops a zero microsecond
+    if value.microsecond:
+        return value.isoformat(" ")[:26]
+    return value.isoformat(" ")[:19] + ".000000"
 
 
 _EVENT_ID, _DEVICE_TIME, _EFFECTIVE, _RECEIVED, _CHAIN_OK = (
@@ -288,11 +322,11 @@ def _native(
         event.seq,
         event.prev_hash,
         event.hash,
-        event.credential_kind.value,
+        str(event.credential_kind),  # StrEnum: str() is the value, without Enum's slow .value
         event.credential_hash,
         member_id,
-        event.direction.value,
-        None if event.trust is None else event.trust.value,
+        str(event.direction),
+        None if event.trust is None else str(event.trust),
         event.qr_step,
         event.badge_serial,
         event.reason,
@@ -313,29 +347,24 @@ def _row(
     return dict(zip(COLUMNS, _native(event, kiosk, now, chain_ok, flags, event.member_id), strict=True))
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """The per-event work of a batch that needs no database and no lock, done before the transaction
-    takes any (:func:`prepare`): every event's :func:`chain_hash`, and on SQLite the event id and times
-    as SQLite stores them (event id → hex id, device time, effective time). On SQLite the upload's
-    write section is serialised (one write lock), so each microsecond moved out of it counts once per
-    event for the whole server."""
+def stored_hashes(db: Session, ids: list[Any]) -> dict[uuid.UUID, str]:
+    """Event id → stored hash of those of ``ids`` already stored (UUIDs on PostgreSQL, hex on SQLite)."""
+    return {
+        event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(event_id): hash_
+        for event_id, hash_ in _existing(
+            db,
+            "SELECT event_id, hash FROM tap_events WHERE event_id = ANY(%s)",
+            "SELECT event_id, hash FROM tap_events WHERE event_id IN ({})",
+            ids,
+        )
+    }
 
-    hashes: dict[uuid.UUID, str]
-    sqlite_texts: dict[uuid.UUID, tuple[str, str, str]] | None = None
 
-
-def prepare(batch: EventBatch, dialect: str) -> Prepared:
-    """:class:`Prepared` for ``batch`` (event ids are unique in a valid batch, so they are the keys)."""
-    hashes: dict[uuid.UUID, str] = {}
-    texts: dict[uuid.UUID, tuple[str, str, str]] | None = {} if dialect == "sqlite" else None
-    for event in batch.events:
-        utc = event.device_time.astimezone(UTC)
-        hashes[event.event_id] = chain_hash(event, utc)
-        if texts is not None:
-            effective = utc + timedelta(milliseconds=event.clock_offset_ms)
-            texts[event.event_id] = (event.event_id.hex, sqlite_time(utc), sqlite_time(effective))
-    return Prepared(hashes, texts)
+def member_rows(db: Session, member_ids: list[int]) -> list[tuple[Any, ...]]:
+    """``(id,)`` of those of ``member_ids`` that exist."""
+    return _existing(
+        db, "SELECT id FROM members WHERE id = ANY(%s)", "SELECT id FROM members WHERE id IN ({})", member_ids
+    )
 
 
 def ingest_batch(
@@ -344,28 +373,40 @@ def ingest_batch(
     batch: EventBatch,
     *,
     now: datetime,
-    prepared: Prepared | None = None,
+    prepared: PreparedBatch | None = None,
 ) -> IngestResult:
     """Store a batch inside the caller's transaction; the caller commits, then sends ``result.ack``.
 
-    ``prepared`` (from :func:`prepare`) lets the caller hash and convert the events before the transaction
-    holds locks — on SQLite the one database write lock is held from the nonce insert to the commit.
+    ``prepared`` (SQLite, from :func:`server.ingest_sqlite.prepare`) holds the batch's rows, hashes and
+    times made before the transaction took the database's write lock; a batch that continues the
+    kiosk's chain is then inserted as prepared, anything else takes the general path below.
     """
-    hashes = None if prepared is None else prepared.hashes
     head_seq, head_hash, was_broken = _lock_kiosk(db, kiosk.id)
+    if prepared is not None and prepared.insert_continuing(db, kiosk, head_seq, head_hash):
+        last = prepared.events[-1]
+        return _finish(
+            db,
+            kiosk,
+            IngestResult(
+                [e.event_id for e in prepared.events],
+                [],
+                [],
+                last.seq,
+                now,
+                stored=len(prepared.rows),
+                prepared_path=True,
+            ),
+            head_hash=last.hash,
+            chain_broken=was_broken,
+            since=prepared.since_texts,
+        )
+    hashes = None if prepared is None else prepared.hashes
     events = sorted(batch.events, key=lambda e: e.seq)
-    stored_hash: dict[uuid.UUID, str] = {}
     if db.get_bind().dialect.name == "postgresql":
         ids: list[Any] = [e.event_id for e in events]
     else:
         ids = [e.event_id.hex for e in events]
-    for event_id, hash_ in _existing(
-        db,
-        "SELECT event_id, hash FROM tap_events WHERE event_id = ANY(%s)",
-        "SELECT event_id, hash FROM tap_events WHERE event_id IN ({})",
-        ids,
-    ):
-        stored_hash[event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(event_id)] = hash_
+    stored_hash = stored_hashes(db, ids)
     flags: list[ChainFlag] = []
     duplicates: list[uuid.UUID] = []
     fresh: list[TapEventIn] = []
@@ -384,17 +425,7 @@ def ingest_batch(
             db.scalars(select(TapEvent.seq).where(TapEvent.kiosk_id == kiosk.id, TapEvent.seq.in_(low))).all()
         )
     claimed = {e.member_id for e in fresh if e.member_id is not None}
-    known: set[int] = set()
-    if claimed:
-        known = {
-            int(r[0])
-            for r in _existing(
-                db,
-                "SELECT id FROM members WHERE id = ANY(%s)",
-                "SELECT id FROM members WHERE id IN ({})",
-                sorted(claimed),
-            )
-        }
+    known = {int(r[0]) for r in member_rows(db, sorted(claimed))} if claimed else set()
 
     natives: list[tuple[Any, ...]] = []
     qr_rows: dict[int, dict[str, Any]] = {}  # position in natives → the row as a dict, for flag_qr_replays
@@ -427,11 +458,11 @@ def ingest_batch(
         member_id = event.member_id
         unknown = member_id is not None and member_id not in known
         native = _native(event, kiosk, now, chain_ok, event_flags, None if unknown else member_id, unknown)
-        if not unknown and member_id is not None and event.direction.value in SESSION_DIRECTIONS:
+        if not unknown and member_id is not None and event.direction in SESSION_DIRECTIONS:
             at = native[_EFFECTIVE]
             if member_id not in since or at < since[member_id]:
                 since[member_id] = at
-        if event.credential_kind.value == "qr":  # only QR taps can be replays (server.qr.replay)
+        if event.credential_kind == "qr":  # only QR taps can be replays (server.qr.replay)
             qr_rows[len(natives)] = dict(zip(COLUMNS, native, strict=True))
         natives.append(native)
         accepted.append(event.event_id)
@@ -442,32 +473,45 @@ def ingest_batch(
             for position, row in qr_rows.items():
                 natives[position] = tuple(row[c] for c in COLUMNS)
         _insert_rows(db, natives, None if prepared is None else prepared.sqlite_texts)
-        # Same transaction as the taps: a committed tap always has current sessions or a queue row.
-        enqueue_members(db, since, now=now)
-    broken = bool(flags)
-    db.connection().execute(  # Core, not an ORM-enabled UPDATE: nothing here needs the identity map
-        update(_kiosks)
-        .where(_kiosks.c.id == kiosk.id)
-        .values(last_seq=head_seq, last_hash=head_hash, chain_broken=was_broken or broken, last_seen_at=now)
-    )
     if flags:
         chain_log.warning(
             "chain problems from kiosk %s: %s",
             kiosk.kiosk_uid,
             "; ".join(f"seq {f.seq} {f.reason}" for f in flags[:10]),
         )
-    if not flags:
-        status = ChainStatus.OK
-    elif all(f.reason is BreakReason.GAP for f in flags):
-        status = ChainStatus.GAP
-    else:
-        status = ChainStatus.BROKEN
-    ack = BatchAck(
-        accepted=accepted,
-        duplicates=duplicates,
-        chain=status,
-        flags=flags,
-        head_seq=head_seq,
-        server_time=now,
+    return _finish(
+        db,
+        kiosk,
+        IngestResult(accepted, duplicates, flags, head_seq, now, stored=len(natives)),
+        head_hash=head_hash,
+        chain_broken=was_broken or bool(flags),
+        since=since,
     )
-    return IngestResult(ack=ack, member_ids=set(since), stored=len(natives))
+
+
+def _finish(
+    db: Session,
+    kiosk: KioskLike,
+    result: IngestResult,
+    *,
+    head_hash: str,
+    chain_broken: bool,
+    since: Mapping[int, datetime] | Mapping[int, str],
+) -> IngestResult:
+    """The writes every stored batch ends with: queue its members for session recomputation (same
+    transaction as the taps, so a committed tap always has current sessions or a queue row) and move the
+    kiosk's chain head."""
+    if since:
+        enqueue_members(db, since, now=result.server_time)
+    db.connection().execute(  # Core, not an ORM-enabled UPDATE: nothing here needs the identity map
+        update(_kiosks)
+        .where(_kiosks.c.id == kiosk.id)
+        .values(
+            last_seq=result.head_seq,
+            last_hash=head_hash,
+            chain_broken=chain_broken,
+            last_seen_at=result.server_time,
+        )
+    )
+    result.member_ids = set(since)
+    return result

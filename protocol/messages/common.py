@@ -15,8 +15,7 @@ import uuid
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
-
-from protocol.ids import is_uuid7
+from pydantic.types import UuidVersion
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +36,6 @@ class Message(BaseModel):
         return self.model_dump_json().encode()
 
 
-def _check_uuid7(value: uuid.UUID) -> uuid.UUID:
-    if not is_uuid7(value):
-        raise ValueError("must be a UUIDv7 (time-ordered)")
-    return value
-
-
 def _json_size_limit(limit: int) -> AfterValidator:
     def check(value: Any) -> Any:
         if value is not None and len(json.dumps(value, ensure_ascii=False).encode()) > limit:
@@ -54,7 +47,10 @@ def _json_size_limit(limit: int) -> AfterValidator:
 
 Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 HexSecret = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32,128}$")]
-EventId = Annotated[uuid.UUID, AfterValidator(_check_uuid7)]
+#: A UUIDv7 (time-ordered): version 7 and the RFC 9562 variant, as :func:`protocol.ids.is_uuid7` — checked
+#: by pydantic-core itself (``tests/unit/protocol/test_messages.py`` proves the two agree), because a
+#: Python validator per id was a tenth of the validation time of a full batch.
+EventId = Annotated[uuid.UUID, UuidVersion(7)]
 KioskId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 Timestamp = AwareDatetime

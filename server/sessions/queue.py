@@ -78,11 +78,13 @@ def upload_marker(engine: Engine) -> str | None:
     return f"{path}.upload-lock"
 
 
-def enqueue_members(db: Session, since: Mapping[int, datetime], *, now: datetime) -> None:
+def enqueue_members(db: Session, since: Mapping[int, datetime] | Mapping[int, str], *, now: datetime) -> None:
     """Queue ``since`` (member id → earliest effective time of its new taps) in the caller's transaction.
 
-    A member already queued keeps one row with the earlier ``since`` and its original ``enqueued_at``.
-    Rows are written in member order so concurrent uploads lock them in the same order (no deadlock).
+    A member already queued keeps one row with the earlier ``since`` and its original ``enqueued_at``
+    (and is not rewritten when its ``since`` is earlier already). Rows are written in member order so
+    concurrent uploads lock them in the same order (no deadlock). On SQLite the times may be given as
+    the text SQLite stores (:func:`server.ingest.sqlite_time`), formatted before the write lock was taken.
     """
     if not since:
         return
@@ -105,8 +107,9 @@ def enqueue_members(db: Session, since: Mapping[int, datetime], *, now: datetime
     stamp = sqlite_time(now)
     conn.exec_driver_sql(
         "INSERT INTO session_recompute_queue (member_id, since, enqueued_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (member_id) DO UPDATE SET since = min(session_recompute_queue.since, excluded.since)",
-        [(m, sqlite_time(since[m]), stamp) for m in sorted(since)],
+        "ON CONFLICT (member_id) DO UPDATE SET since = excluded.since "
+        "WHERE excluded.since < session_recompute_queue.since",
+        [(m, at if isinstance(at, str) else sqlite_time(at), stamp) for m, at in sorted(since.items())],
     )
 
 

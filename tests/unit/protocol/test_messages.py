@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from protocol.ids import uuid7
+from protocol.ids import is_uuid7, uuid7
 from protocol.messages import (
     BatchAck,
     Command,
@@ -51,6 +51,24 @@ def health(**changes: object) -> dict:
     }
     body.update(changes)
     return body
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.integers(0, 2**128 - 1), version=st.integers(0, 15), variant=st.integers(0, 15)
+)  # fmt: skip
+def test_event_id_check_agrees_with_is_uuid7(base: int, version: int, variant: int) -> None:
+    """pydantic-core checks ``EventId``; it must accept exactly what ``is_uuid7`` accepts (version 7 *and*
+    the RFC 9562 variant), over every version and variant nibble."""
+    value = uuid.UUID(int=(base & ~(0xF << 76) & ~(0xF << 60)) | (version << 76) | (variant << 60))
+    body = BatchAck(accepted=[], duplicates=[], chain="ok", head_seq=0, server_time=NOW).model_dump()
+    body["accepted"] = [str(value)]
+    try:
+        BatchAck.model_validate_json(json.dumps(body, default=str))
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert accepted == is_uuid7(value)
 
 
 def test_event_round_trip_through_json() -> None:

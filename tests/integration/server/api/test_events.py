@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from server.models import Kiosk, ServiceSession, TapEvent
 from server.sessions.queue import drain_all
-from tests.factories import make_wire_events
+from tests.factories import make_kiosk, make_wire_events
 
 PATH = "/api/v1/kiosk/events"
 
@@ -116,6 +116,22 @@ def test_forked_history_for_a_taken_seq_is_refused_and_flagged(signed, world, db
     assert ack["accepted"] == [] and ack["duplicates"] == []
     assert ack["flags"][0]["reason"] == "seq_regression"
     assert len(_stored(db_session)) == 3
+
+
+def test_events_another_kiosk_already_sent_are_not_stored_twice(signed, world, db_session):
+    """A cloned outbox: a second kiosk uploads ids the first one sent. On SQLite this batch continues the
+    second kiosk's chain, so it takes the prepared path, collides, and is rolled back and stored through
+    the general path within the same request (server.ingest_sqlite); on PostgreSQL it goes there directly."""
+    clone = make_kiosk(db_session, world.centre)
+    db_session.commit()
+    events = make_wire_events(3, member_id=world.member.id)
+    _upload(signed, world.kiosk, events)
+    ack = _upload(signed, clone, events)
+    assert ack["accepted"] == [] and sorted(ack["duplicates"]) == sorted(e["event_id"] for e in events)
+    assert len(_stored(db_session)) == 3
+    assert [r.kiosk_id for r in _stored(db_session)] == [world.kiosk.id] * 3
+    again = _upload(signed, clone, make_wire_events(1, start_seq=1, member_id=world.member.id))
+    assert len(again["accepted"]) == 1  # the rolled-back attempt left nothing in the way of the next upload
 
 
 def test_unknown_member_is_kept_with_a_flag(signed, world, db_session):

@@ -1,0 +1,238 @@
+"""SQLite's prepared ingest (``server.ingest_sqlite``) stores exactly what the general path stores.
+
+The prepared path exists only on SQLite (it shortens the one database write lock; PostgreSQL locks rows
+and always takes the general path), so these tests use SQLite files. Each example ingests the same
+batches twice — prepared into one database, through the general path into another — and compares every
+stored row (taps, chain heads, session queue, QR uses) and the acknowledgements.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
+
+from protocol.chain import GENESIS_HASH, compute_hash
+from protocol.ids import uuid7
+from protocol.messages import EventBatch
+from server.db import make_engine
+from server.ingest import IngestResult, ingest_batch
+from server.ingest_sqlite import PreparedBatchCollision, known_members, prepare
+from server.models import Community, Kiosk, Member, ServiceCentre, Unit
+
+NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
+MEMBERS = (1, 2, 3)
+UNKNOWN_MEMBER = 999_999
+KIOSKS = ("ka", "kb")
+_HEX = "0123456789abcdef"
+
+
+def _seed(url: str) -> None:
+    """Two kiosks of one centre and three members, with the same ids in every database."""
+    engine = sa.create_engine(url)
+    with Session(engine) as db, db.begin():
+        db.add(Community(id=1, code="C1", name="社区"))
+        db.flush()
+        db.add_all(
+            [ServiceCentre(id=1, code="SC1", name="中心", community_id=1), Unit(id=1, code="U1", name="单位")]
+        )
+        db.flush()
+        db.add_all(
+            Member(id=m, member_no=f"M{m}", name=f"成员{m}", unit_id=1, community_id=1) for m in MEMBERS
+        )
+        db.add_all(
+            Kiosk(id=i + 1, kiosk_uid=uid, centre_id=1, community_id=1, name=uid, secret="ab" * 32)
+            for i, uid in enumerate(KIOSKS)
+        )
+    engine.dispose()
+
+
+@contextmanager
+def _twin_databases(template: Path) -> Iterator[tuple[str, str]]:
+    with tempfile.TemporaryDirectory(prefix="ingest-prepared-") as tmp:
+        urls = []
+        for name in ("prepared", "general"):
+            path = Path(tmp) / f"{name}.sqlite3"
+            shutil.copyfile(template, path)
+            urls.append(f"sqlite:///{path}")
+            _seed(urls[-1])
+        yield urls[0], urls[1]
+
+
+def _ingest(url: str, kiosk_uid: str, body: dict[str, Any], *, prepared: bool) -> tuple[IngestResult, str]:
+    """One upload's transaction, as ``server.api.events`` runs it on SQLite (without HTTP and signing);
+    also which way the batch was stored: ``prepared``, ``general`` or ``collided`` (then general)."""
+    batch = EventBatch.model_validate_json(json.dumps(body))  # as it arrives: strict messages take JSON
+    engine = make_engine(url)
+    try:
+        with Session(engine) as db:
+            kiosk = db.scalars(sa.select(Kiosk).where(Kiosk.kiosk_uid == kiosk_uid)).one()
+            ready = prepare(batch, now=NOW, known_members=known_members(db, batch)) if prepared else None
+            try:
+                result = ingest_batch(db, kiosk, batch, now=NOW, prepared=ready)
+                route = "prepared" if result.prepared_path else "general"
+            except PreparedBatchCollision:
+                db.rollback()
+                result, route = ingest_batch(db, kiosk, batch, now=NOW), "collided"
+            db.commit()
+            return result, route
+    finally:
+        engine.dispose()
+
+
+def _stored(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    engine = sa.create_engine(url)
+    queries = {
+        "taps": "SELECT * FROM tap_events ORDER BY kiosk_id, seq",
+        "kiosks": "SELECT id, last_seq, last_hash, chain_broken, last_seen_at FROM kiosks ORDER BY id",
+        "queue": "SELECT member_id, since, enqueued_at FROM session_recompute_queue ORDER BY member_id",
+        "qr": "SELECT fingerprint, kind, kiosk_id, event_id, qr_step, seen_at, replay_of FROM qr_token_uses "
+        "ORDER BY kiosk_id, event_id",
+    }
+    with engine.connect() as conn:
+        out = {name: [tuple(r) for r in conn.exec_driver_sql(sql)] for name, sql in queries.items()}
+    engine.dispose()
+    return out
+
+
+# --- event generation -------------------------------------------------------------------------------
+
+_zones = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+_times = st.one_of(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2035, 1, 1)),
+    st.datetimes(min_value=datetime(2026, 11, 28, 1), max_value=datetime(2026, 11, 28, 3)),  # around NOW
+).flatmap(lambda t: st.sampled_from([t, t.replace(microsecond=0)]))
+
+_credential = st.one_of(
+    st.tuples(st.sampled_from(["card", "id_card", "pin"]), st.none(), st.none()),
+    st.tuples(st.just("qr"), st.integers(0, 50), st.none()),  # phone code: a small step range repeats
+    st.tuples(st.just("qr"), st.none(), st.sampled_from(["B1", "B2"])),  # badges
+)
+
+
+@st.composite
+def _event_fields(draw: st.DrawFn) -> dict[str, Any]:
+    kind, step, serial = draw(_credential)
+    fields: dict[str, Any] = {
+        "credential_kind": kind,
+        "credential_hash": draw(
+            st.sampled_from(["1" * 64, "2" * 64, "".join(draw(st.permutations(_HEX))) * 4])
+        ),
+        "member_id": draw(st.sampled_from([None, *MEMBERS, UNKNOWN_MEMBER])),
+        "direction": draw(st.sampled_from(["in", "out", "duplicate", "unknown", "rejected"])),
+        "device_time": draw(_times).replace(tzinfo=draw(_zones)),
+        "device_tz": "Asia/Shanghai",
+        "clock_offset_ms": draw(
+            st.sampled_from([0, 120, -5 * 3600 * 1000, draw(st.integers(-(10**9), 10**9))])
+        ),
+        "trust": draw(st.sampled_from([None, "high", "low"])),
+        "reason": draw(st.none() | st.text(max_size=30)),
+    }
+    if step is not None:
+        fields["qr_step"] = step
+    if serial is not None:
+        fields["badge_serial"] = serial
+    return fields
+
+
+def _chain(fields: list[dict[str, Any]], start_seq: int, prev: str) -> tuple[list[dict[str, Any]], str]:
+    out = []
+    for i, f in enumerate(fields):
+        event = {"event_id": str(uuid7()), "seq": start_seq + i, "prev_hash": prev, **f}
+        event["hash"] = prev = compute_hash(prev, event)
+        out.append({**event, "device_time": f["device_time"].isoformat()})
+    return out, prev
+
+
+# --- tests ------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batches=st.lists(
+        st.tuples(st.sampled_from(KIOSKS), st.lists(_event_fields(), min_size=1, max_size=12)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_prepared_path_stores_what_the_general_path_stores(sqlite_template: Path, batches: list[Any]) -> None:
+    heads = {uid: (1, GENESIS_HASH) for uid in KIOSKS}
+    with _twin_databases(sqlite_template) as (prepared_url, general_url):
+        for uid, fields in batches:
+            seq, prev = heads[uid]
+            events, last = _chain(fields, seq, prev)
+            heads[uid] = (seq + len(events), last)
+            body = {"events": events}
+            fast, route = _ingest(prepared_url, uid, body, prepared=True)
+            slow, _ = _ingest(general_url, uid, body, prepared=False)
+            assert route == "prepared", "a batch continuing its kiosk's chain takes the prepared path"
+            assert fast.ack.to_json_bytes() == slow.ack.to_json_bytes()
+            assert fast.member_ids == slow.member_ids
+        assert _stored(prepared_url) == _stored(general_url)
+
+
+def test_a_batch_that_does_not_continue_the_chain_takes_the_general_path(sqlite_template: Path) -> None:
+    fields = [{**_plain_fields(i), "member_id": 1} for i in range(6)]
+    events, _ = _chain(fields, 1, GENESIS_HASH)
+    with _twin_databases(sqlite_template) as (prepared_url, general_url):
+        routes = []
+        for body in (
+            {"events": events[:2]},
+            {"events": events[3:]},
+            {"events": events[:4]},
+        ):  # gap, then retry
+            fast, route = _ingest(prepared_url, "ka", body, prepared=True)
+            slow, _ = _ingest(general_url, "ka", body, prepared=False)
+            assert fast.ack.to_json_bytes() == slow.ack.to_json_bytes()
+            routes.append(route)
+        assert routes == ["prepared", "general", "general"]
+        stored = _stored(prepared_url)
+        assert stored == _stored(general_url)
+        assert [row[4] for row in stored["taps"]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_ids_another_kiosk_already_sent_are_rolled_back_and_handled_by_the_general_path(
+    sqlite_template: Path,
+) -> None:
+    fields = [{**_plain_fields(i), "member_id": 2} for i in range(3)]
+    events, _ = _chain(fields, 1, GENESIS_HASH)
+    with _twin_databases(sqlite_template) as (prepared_url, general_url):
+        for url in (prepared_url, general_url):
+            _ingest(url, "ka", {"events": events}, prepared=False)
+        engine = make_engine(prepared_url)
+        with Session(engine) as db:  # the prepared insert itself refuses, and leaves nothing behind
+            batch = EventBatch.model_validate_json(json.dumps({"events": events}))
+            kiosk = db.scalars(sa.select(Kiosk).where(Kiosk.kiosk_uid == "kb")).one()
+            ready = prepare(batch, now=NOW, known_members=set(MEMBERS))
+            with pytest.raises(PreparedBatchCollision, match="3 of 3 event ids already stored"):
+                ingest_batch(db, kiosk, batch, now=NOW, prepared=ready)
+            db.rollback()
+        engine.dispose()
+        cloned, route = _ingest(prepared_url, "kb", {"events": events}, prepared=True)  # a cloned outbox
+        reference, _ = _ingest(general_url, "kb", {"events": events}, prepared=False)
+        assert route == "collided"
+        assert cloned.ack.to_json_bytes() == reference.ack.to_json_bytes()
+        assert len(cloned.ack.duplicates) == 3 and cloned.ack.accepted == []
+        assert _stored(prepared_url) == _stored(general_url)
+
+
+def _plain_fields(i: int) -> dict[str, Any]:
+    return {
+        "credential_kind": "card",
+        "credential_hash": "3" * 64,
+        "direction": "in" if i % 2 == 0 else "out",
+        "device_time": NOW - timedelta(hours=3) + timedelta(minutes=10 * i),
+        "device_tz": "Asia/Shanghai",
+        "clock_offset_ms": 250,
+    }
