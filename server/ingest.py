@@ -110,7 +110,9 @@ class IngestResult:
         )
 
 
-def chain_hash(event: TapEventIn, canonical_device_time: str | None = None) -> str:
+def chain_hash(
+    event: TapEventIn, canonical_device_time: str | None = None, event_id_hex: str | None = None
+) -> str:
     """``protocol.chain.compute_hash(event.prev_hash, event)`` without ``model_dump`` or ``json.dumps``.
 
     The same canonical bytes (fields of :data:`CHAIN_FIELDS`, ``None`` omitted, enums by value, UUIDs as
@@ -119,11 +121,13 @@ def chain_hash(event: TapEventIn, canonical_device_time: str | None = None) -> s
     text field except ``reason`` is restricted by the validated schema to characters JSON writes as they
     are (hex digits, enum values, ``[A-Za-z0-9_+-/]``, a UUID, the canonical time), so only ``reason``
     goes through the JSON encoder. The enums are ``StrEnum``: formatting one writes its value (without
-    ``Enum.value``, a slow descriptor). ``canonical_device_time`` may be passed when the caller already
-    has it. ``tests/unit/server/test_ingest_hash.py`` checks it against ``compute_hash``.
+    ``Enum.value``, a slow descriptor). ``canonical_device_time`` and ``event_id_hex`` (``UUID.hex``: the
+    dashed text is cut from it, cheaper than ``str(UUID)``) may be passed when the caller already has
+    them. ``tests/unit/server/test_ingest_hash.py`` checks it against ``compute_hash``.
     """
     if canonical_device_time is None:
         canonical_device_time = _canonical_utc(event.device_time.astimezone(UTC))
+    h = event.event_id.hex if event_id_hex is None else event_id_hex
     parts = []
     if event.badge_serial is not None:
         parts.append(f'"badge_serial":"{event.badge_serial}",')
@@ -131,7 +135,7 @@ def chain_hash(event: TapEventIn, canonical_device_time: str | None = None) -> s
         f'"clock_offset_ms":{event.clock_offset_ms},"credential_hash":"{event.credential_hash}",'
         f'"credential_kind":"{event.credential_kind}","device_time":"{canonical_device_time}",'
         f'"device_tz":"{event.device_tz}","direction":"{event.direction}",'
-        f'"event_id":"{event.event_id}",'
+        f'"event_id":"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",'
     )
     if event.member_id is not None:
         parts.append(f'"member_id":{event.member_id},')
@@ -275,13 +279,14 @@ def _insert_rows(
 def _existing(db: Session, sql_pg: str, sql_lite: str, values: list[Any]) -> list[tuple[Any, ...]]:
     """Rows of a ``… IN (values)`` lookup through the driver: one array parameter on PostgreSQL, plain
     placeholders on SQLite (500 of them is within its limit) — SQLAlchemy's expanding ``IN`` re-rendered
-    the statement for every request."""
+    the statement for every request. On SQLite the DB-API cursor is used as it is: these statements
+    return plain values, and SQLAlchemy's result objects around 500 rows cost more than the query."""
     conn = db.connection()
     if conn.dialect.name == "postgresql":
         return [tuple(r) for r in conn.exec_driver_sql(sql_pg, (values,))]
-    return [
-        tuple(r) for r in conn.exec_driver_sql(sql_lite.format(", ".join("?" * len(values))), tuple(values))
-    ]
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    return dbapi.execute(sql_lite.format(", ".join("?" * len(values))), values).fetchall()
 
 
 def _flag(event: TapEventIn, reason: BreakReason, expected: object, got: object) -> ChainFlag:

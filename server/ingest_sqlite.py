@@ -193,9 +193,9 @@ def prepare(batch: EventBatch, *, now: datetime, known_members: Collection[int])
             if effective.microsecond
             else effective.isoformat(" ")[:19] + ".000000"
         )
-        hash_ = chain_hash(event, _canonical_from_sqlite(utc, device_text))
-        hashes.append(hash_)
         hex_id = event.event_id.hex
+        hash_ = chain_hash(event, _canonical_from_sqlite(utc, device_text), hex_id)
+        hashes.append(hash_)
         texts.append((hex_id, device_text, effective_text))
         if continuous and (
             hash_ != event.hash

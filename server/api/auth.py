@@ -139,9 +139,22 @@ def _confirm_new_secret(db: Session, kiosk: KioskAuth, now: datetime) -> None:
     )
 
 
-def authenticate_request(db: Session) -> tuple[KioskAuth, bool]:
-    """The enrolled, active kiosk that signed this request and whether it used its previous secret, with
-    the request's nonce recorded; else an ApiError.
+@dataclass(frozen=True)
+class SignedRequest:
+    """A request whose signature, clock skew and kiosk status were checked (:func:`check_signature`);
+    its nonce is not recorded yet (:func:`record_request`)."""
+
+    kiosk: KioskAuth
+    nonce: str
+    used_previous_secret: bool
+    at: datetime
+
+
+_KIOSK_STATUS = select(_kiosks.c.status).where(_kiosks.c.id == bindparam("kiosk_id"))
+
+
+def check_signature(db: Session) -> SignedRequest:
+    """The enrolled, active kiosk that signed this request; else an ApiError. Reads only.
 
     Core statements on the session's connection (no ORM object): the upload path runs this for every
     batch. The kiosk row as read *before* a first-use confirmation is returned; :func:`authenticate`
@@ -152,8 +165,7 @@ def authenticate_request(db: Session) -> tuple[KioskAuth, bool]:
         parsed = parse_signature_headers(headers)  # type: ignore[arg-type]
     except SigningError as exc:
         raise ApiError(401, exc.code, str(exc), exc.message_zh) from None
-    conn = db.connection()
-    row = conn.execute(_KIOSK_BY_UID, {"uid": parsed.kiosk_id}).one_or_none()
+    row = db.connection().execute(_KIOSK_BY_UID, {"uid": parsed.kiosk_id}).one_or_none()
     if row is None:
         security_log.warning("request from unknown kiosk %s", parsed.kiosk_id)
         raise ApiError(401, "unknown_kiosk", "unknown kiosk id", "终端未注册")
@@ -170,12 +182,34 @@ def authenticate_request(db: Session) -> tuple[KioskAuth, bool]:
         security_log.warning("rejected request from kiosk %s: %s", kiosk.kiosk_uid, exc.code)
         raise ApiError(401, exc.code, str(exc), exc.message_zh) from None
     if kiosk.status != "active":
-        security_log.warning("request from revoked kiosk %s", kiosk.kiosk_uid)
-        raise ApiError(403, "revoked_kiosk", "this kiosk has been revoked", "该终端已被停用")
+        _refuse_revoked(kiosk)
+    return SignedRequest(kiosk, verified.nonce, used_previous, now)
+
+
+def _refuse_revoked(kiosk: KioskAuth) -> None:
+    security_log.warning("request from revoked kiosk %s", kiosk.kiosk_uid)
+    raise ApiError(403, "revoked_kiosk", "this kiosk has been revoked", "该终端已被停用")
+
+
+def record_request(
+    db: Session, signed: SignedRequest, *, recheck_status: bool = False
+) -> tuple[KioskAuth, bool]:
+    """Record the nonce of a checked request in the session's transaction (a replay is refused here,
+    whichever worker saw the first one) and confirm a rotated-in secret on its first use. Returns the
+    kiosk and whether it signed with its previous secret.
+
+    ``recheck_status``: the signature was checked in an earlier transaction (the SQLite upload checks it
+    before taking the database's write lock), so the kiosk may have been revoked since; read its status
+    again here, in the transaction that will store the request's data.
+    """
+    kiosk = signed.kiosk
+    conn = db.connection()
+    if recheck_status and conn.execute(_KIOSK_STATUS, {"kiosk_id": kiosk.id}).scalar_one() != "active":
+        _refuse_revoked(kiosk)
     try:
         conn.execute(
             _INSERT_NONCE,
-            {"nonce": nonce_key(kiosk.kiosk_uid, verified.nonce), "kiosk_id": kiosk.id, "seen_at": now},
+            {"nonce": nonce_key(kiosk.kiosk_uid, signed.nonce), "kiosk_id": kiosk.id, "seen_at": signed.at},
         )
     except IntegrityError:
         db.rollback()
@@ -183,9 +217,16 @@ def authenticate_request(db: Session) -> tuple[KioskAuth, bool]:
         raise ApiError(
             409, "replayed_nonce", "request nonce already used", "请求重复(随机数已使用)"
         ) from None
-    if not used_previous:
-        _confirm_new_secret(db, kiosk, now)
-    return kiosk, used_previous
+    if not signed.used_previous_secret:
+        _confirm_new_secret(db, kiosk, signed.at)
+    return kiosk, signed.used_previous_secret
+
+
+def authenticate_request(db: Session) -> tuple[KioskAuth, bool]:
+    """:func:`check_signature` and :func:`record_request` in one transaction: the enrolled, active kiosk
+    that signed this request and whether it used its previous secret, with the nonce recorded; else an
+    ApiError."""
+    return record_request(db, check_signature(db))
 
 
 def authenticate(db: Session) -> Authenticated:

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 
 from protocol.messages import EventBatch
 from server.db import get_db
-from server.ingest import ingest_batch
-from server.ingest_sqlite import PreparedBatch, PreparedBatchCollision, known_members, prepare
+from server.ingest import IngestResult, ingest_batch
+from server.ingest_sqlite import PreparedBatchCollision, known_members, prepare
 from server.sessions.queue import (
     DEFAULT_INTERVAL_S,
     DEFAULT_MAX_DEFER_S,
@@ -37,7 +37,7 @@ from server.sessions.queue import (
 )
 
 from . import bp
-from .auth import authenticate_request
+from .auth import KioskAuth, authenticate_request, check_signature, record_request
 from .errors import ApiError, parse_body
 
 logger = logging.getLogger(__name__)
@@ -147,45 +147,55 @@ def upload_events():  # type: ignore[no-untyped-def]
     db = get_db(current_app).session
     assert db is not None
     now = datetime.now(UTC)  # the receive time stamped on the events, and the ack's server time
-    early: EventBatch | ApiError | None = None
-    prepared: PreparedBatch | None = None
-    sqlite = db.get_bind().dialect.name == "sqlite"
-    if sqlite:
-        # SQLite has one write lock, taken by the nonce insert in authenticate_request and held to the commit:
-        # validate, hash and build the rows first so other workers' uploads are not held up by this one's
-        # Python work (server.ingest_sqlite). (PostgreSQL locks rows only, and there an unauthenticated
-        # body is never parsed.)
-        try:
-            early = parse_body(EventBatch)
-            prepared = prepare(early, now=now, known_members=known_members(db, early))
-        except ApiError as exc:
-            early = exc
-    with _sqlite_upload_lock(db):
-        # Authentication errors come first, whatever the body; a Core read of the kiosk, no ORM object.
-        kiosk, _ = authenticate_request(db)
-        try:
-            if isinstance(early, ApiError):
-                raise early
-            batch = early if early is not None else parse_body(EventBatch)
-        except ApiError:
-            db.rollback()  # the nonce is forgotten with the rest: nothing of a refused request stays
-            raise
-        try:
-            result = ingest_batch(db, kiosk, batch, now=now, prepared=prepared)
-        except PreparedBatchCollision as exc:
-            logger.warning("batch from kiosk %s: %s; stored through the general path", kiosk.kiosk_uid, exc)
-            db.rollback()  # the nonce too: authenticated again below, still holding the write section
-            kiosk, _ = authenticate_request(db)
-            result = ingest_batch(db, kiosk, batch, now=now)
-        db.commit()  # the acknowledgement below is true from here on
-    if sqlite:
+    if db.get_bind().dialect.name == "sqlite":
+        kiosk, result = _store_on_sqlite(db, now)
         _checkpoint_now_and_then(db, result.stored)
+    else:
+        kiosk, result = _store(db, now)
     logger.info(
-        "batch from kiosk %s: %d new, %d duplicates, chain %s, %d members queued",
+        "batch from kiosk %s: %d new, %d duplicates, chain %s, %d members queued%s",
         kiosk.kiosk_uid,
         len(result.accepted),
         len(result.duplicates),
         result.ack.chain,
         len(result.member_ids),
+        " (prepared)" if result.prepared_path else "",
     )
     return current_app.response_class(result.ack.to_json_bytes(), status=200, mimetype="application/json")
+
+
+def _store(db: Session, now: datetime) -> tuple[KioskAuth, IngestResult]:
+    """PostgreSQL locks rows only: authentication (nonce included), validation and ingest share one
+    transaction, and the body of an unauthenticated request is never parsed."""
+    kiosk, _ = authenticate_request(db)
+    try:
+        batch = parse_body(EventBatch)
+    except ApiError:
+        db.rollback()  # the nonce is forgotten with the rest: nothing of a refused request stays
+        raise
+    result = ingest_batch(db, kiosk, batch, now=now)
+    db.commit()  # the acknowledgement is true from here on
+    return kiosk, result
+
+
+def _store_on_sqlite(db: Session, now: datetime) -> tuple[KioskAuth, IngestResult]:
+    """SQLite has one write lock for the whole database, taken by the nonce insert and held to the commit
+    (the upload write section, :func:`_sqlite_upload_lock`). Everything that does not write happens
+    before it, while other workers' uploads hold it: the signature check (reads; refused requests
+    stop here, before their body is parsed), validation, and the batch's rows prepared for the insert
+    (:mod:`server.ingest_sqlite`). Inside, the nonce is recorded (a replay is refused there) and the
+    kiosk's status read again, then the rows are stored."""
+    signed = check_signature(db)
+    batch = parse_body(EventBatch)
+    prepared = prepare(batch, now=now, known_members=known_members(db, batch))
+    with _sqlite_upload_lock(db):
+        kiosk, _ = record_request(db, signed, recheck_status=True)
+        try:
+            result = ingest_batch(db, kiosk, batch, now=now, prepared=prepared)
+        except PreparedBatchCollision as exc:
+            logger.warning("batch from kiosk %s: %s; stored through the general path", kiosk.kiosk_uid, exc)
+            db.rollback()  # the nonce too: recorded again below, still inside the write section
+            kiosk, _ = record_request(db, signed, recheck_status=True)
+            result = ingest_batch(db, kiosk, batch, now=now)
+        db.commit()  # the acknowledgement is true from here on
+    return kiosk, result

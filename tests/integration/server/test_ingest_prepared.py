@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,47 @@ def _plain_fields(i: int) -> dict[str, Any]:
         "device_tz": "Asia/Shanghai",
         "clock_offset_ms": 250,
     }
+
+
+def test_uploads_checkpoint_the_wal_after_their_write_section(sqlite_template: Path, monkeypatch) -> None:
+    """Uploads turn SQLite's automatic checkpoint off for their write section and copy the WAL into the
+    database file themselves, after it, every ``CHECKPOINT_EVERY_EVENTS`` events (server.api.events)."""
+    from server import create_app
+    from server.api import events as upload_api
+    from tests.conftest import TEST_KEYS
+    from tests.factories import signed_headers
+
+    monkeypatch.setattr(upload_api, "CHECKPOINT_EVERY_EVENTS", 5)
+    monkeypatch.setattr(upload_api, "_stored_since_checkpoint", 0)
+    with tempfile.TemporaryDirectory(prefix="ingest-checkpoint-") as tmp:
+        path = Path(tmp) / "baodao.sqlite3"
+        shutil.copyfile(sqlite_template, path)
+        _seed(f"sqlite:///{path}")
+        app = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True, **TEST_KEYS})
+        engine = app.extensions["baodao_db"].engine
+        with Session(engine) as db:
+            kiosk = db.scalars(sa.select(Kiosk).where(Kiosk.kiosk_uid == "ka")).one()
+            db.expunge(kiosk)
+        events, _ = _chain([{**_plain_fields(i), "member_id": 1} for i in range(6)], 1, GENESIS_HASH)
+        client = app.test_client()
+
+        def upload(batch: list[dict[str, Any]]) -> None:
+            raw = json.dumps({"events": batch}).encode()
+            response = client.post(
+                "/api/v1/kiosk/events",
+                data=raw,
+                headers=signed_headers(kiosk, "POST", "/api/v1/kiosk/events", raw),
+            )
+            assert response.status_code == 200, response.get_data(as_text=True)
+
+        def taps_in_database_file() -> int:  # immutable: the main file alone, whatever the WAL holds
+            with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
+                return int(conn.execute("SELECT count(*) FROM tap_events").fetchone()[0])
+
+        upload(events[:3])
+        assert taps_in_database_file() == 0  # committed to the WAL only
+        upload(events[3:])
+        assert taps_in_database_file() == 6  # 6 ≥ 5 events stored: checkpointed after the write section
+        with engine.connect() as conn:  # the pooled connection has SQLite's automatic checkpoint back
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 1000
+        engine.dispose()

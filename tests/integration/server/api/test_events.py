@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from server.models import Kiosk, ServiceSession, TapEvent
@@ -174,3 +175,29 @@ def test_malformed_and_oversized_requests_are_refused_and_server_keeps_serving(s
     ok = _upload(signed, world.kiosk, make_wire_events(2))
     assert len(ok["accepted"]) == 2
     assert json.loads(json.dumps(ok))["chain"] == "ok"
+
+
+def test_kiosk_revoked_after_its_signature_was_checked_is_refused_when_the_nonce_is_recorded(
+    app, world, db_session
+):
+    """The SQLite upload checks the signature before taking the write lock and records the nonce inside
+    it; a revocation committed in between must still refuse the request (``recheck_status``)."""
+    from sqlalchemy import update
+
+    from server.api.auth import check_signature, record_request
+    from server.api.errors import ApiError
+    from server.db import get_db
+    from tests.factories import signed_headers
+
+    raw = json.dumps({"events": make_wire_events(1)}).encode()
+    with app.test_request_context(
+        PATH, method="POST", data=raw, headers=signed_headers(world.kiosk, "POST", PATH, raw)
+    ):
+        db = get_db(app).session
+        signed = check_signature(db)
+        db_session.execute(update(Kiosk).where(Kiosk.id == world.kiosk.id).values(status="revoked"))
+        db_session.commit()
+        with pytest.raises(ApiError) as refused:
+            record_request(db, signed, recheck_status=True)
+        assert (refused.value.status, refused.value.code) == (403, "revoked_kiosk")
+        db.rollback()
