@@ -28,7 +28,9 @@ because the rows are append-only and the replay flag must be on them when they a
 row is locked first (``FOR NO KEY UPDATE`` on PostgreSQL — it must not conflict with
 the ``KEY SHARE`` locks that foreign-key checks of concurrent nonce and event inserts take, or two
 requests of one kiosk deadlock; the write lock on SQLite), so two workers handling the same kiosk's
-retries run one after the other and see each other's rows.
+retries run one after the other and see each other's rows. On SQLite the upload prepares the batch
+before taking that lock (:mod:`server.ingest_sqlite`), and a batch that continues the chain head is
+inserted as prepared instead of going through the general path below.
 """
 
 from __future__ import annotations
