@@ -53,6 +53,7 @@ from protocol.messages import BatchAck, ChainFlag, ChainStatus, EventBatch, TapE
 from server.models import Kiosk, TapEvent
 from server.qr.replay import flag_qr_replays
 from server.sessions.queue import enqueue_members
+from server.sessions.store import SESSION_TIMES
 
 if TYPE_CHECKING:
     from server.ingest_sqlite import PreparedBatch
@@ -301,6 +302,18 @@ def _flag(event: TapEventIn, reason: BreakReason, expected: object, got: object)
     )
 
 
+def effective_time(event: TapEventIn) -> tuple[datetime, bool]:
+    """The kiosk's estimate of server time for ``event`` and ``False``; or, when the offset would carry
+    it out of the datetime range (a clock near year 9998 with a large offset), the device time and
+    ``True`` — stored and flagged, never an error that would make the kiosk re-send the batch forever."""
+    # The offset is "server time minus device time" as the kiosk last measured it (protocol.signing:
+    # "device time + measured offset" is the kiosk's estimate of server time).
+    try:
+        return event.device_time + timedelta(milliseconds=event.clock_offset_ms), False
+    except OverflowError:
+        return event.device_time, True
+
+
 def _native(
     event: TapEventIn,
     kiosk: KioskLike,
@@ -311,12 +324,17 @@ def _native(
     unknown_member: bool = False,
 ) -> tuple[Any, ...]:
     """The ``tap_events`` row of ``event`` as a tuple in :data:`COLUMNS` order with Python values (what
-    psycopg takes as it is; :func:`_sqlite_params` converts for SQLite). Appends ``future_time`` to
-    ``flags`` when the corrected time lies too far ahead, then ``unknown_member:ID`` when asked. A tuple, not a dict: building and re-reading
-    500 dicts of 22 keys per batch was measurable."""
-    # The offset is "server time minus device time" as the kiosk last measured it (protocol.signing:
-    # "device time + measured offset" is the kiosk's estimate of server time).
-    effective = event.device_time + timedelta(milliseconds=event.clock_offset_ms)
+    psycopg takes as it is; :func:`_sqlite_params` converts for SQLite). Appends to ``flags``, in this
+    order: ``clock_offset_out_of_range`` (the offset would carry the time out of the datetime range: the
+    device time is stored as the effective time), ``time_out_of_range`` (outside
+    :data:`~server.sessions.store.SESSION_TIMES`: kept, not used for sessions), ``future_time`` (the
+    corrected time lies too far ahead), then ``unknown_member:ID`` when asked. A tuple, not a dict:
+    building and re-reading 500 dicts of 22 keys per batch was measurable."""
+    effective, out_of_range = effective_time(event)
+    if out_of_range:
+        flags.append("clock_offset_out_of_range")
+    if not SESSION_TIMES[0] <= effective < SESSION_TIMES[1]:
+        flags.append("time_out_of_range")
     if effective - now > FUTURE_TOLERANCE:
         flags.append("future_time")
     if unknown_member:  # a member id the server does not know is kept as a flag, not as a member
@@ -465,10 +483,15 @@ def ingest_batch(
         member_id = event.member_id
         unknown = member_id is not None and member_id not in known
         native = _native(event, kiosk, now, chain_ok, event_flags, None if unknown else member_id, unknown)
-        if not unknown and member_id is not None and event.direction in SESSION_DIRECTIONS:
-            at = native[_EFFECTIVE]
-            if member_id not in since or at < since[member_id]:
-                since[member_id] = at
+        at = native[_EFFECTIVE]
+        if (
+            not unknown
+            and member_id is not None
+            and event.direction in SESSION_DIRECTIONS
+            and SESSION_TIMES[0] <= at < SESSION_TIMES[1]
+            and (member_id not in since or at < since[member_id])
+        ):
+            since[member_id] = at
         if event.credential_kind == "qr":  # only QR taps can be replays (server.qr.replay)
             qr_rows[len(natives)] = dict(zip(COLUMNS, native, strict=True))
         natives.append(native)

@@ -37,10 +37,12 @@ from server.ingest import (
     SESSION_DIRECTIONS,
     KioskLike,
     chain_hash,
+    effective_time,
     member_rows,
     sqlite_time,
 )
 from server.qr.replay import flag_qr_replays
+from server.sessions.store import SESSION_TIMES
 
 #: Columns the prepared rows carry, in order; the kiosk's three ids are written into the statement.
 _KIOSK_COLUMNS = ("kiosk_id", "centre_id", "community_id")
@@ -56,11 +58,11 @@ if _ROW_COLUMNS != _EXPECTED_ROW_COLUMNS:  # pragma: no cover - a guard for the 
 _FLAGS = _ROW_COLUMNS.index("flags")
 
 
-def _canonical_from_sqlite(utc: datetime, text: str) -> str:
-    """:func:`protocol.chain.canonical_time` of ``utc`` from its :func:`sqlite_time` ``text`` (the same
-    digits: ``YYYY-MM-DD HH:MM:SS.ffffff`` → ``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
-    if utc.year < 1000:  # strftime's %Y does not pad these, isoformat does: keep the canonical form exact
-        return canonical_time(utc)
+def _canonical_from_sqlite(device_time: datetime, text: str) -> str:
+    """:func:`protocol.chain.canonical_time` of ``device_time`` from its :func:`sqlite_time` ``text`` (the
+    same digits: ``YYYY-MM-DD HH:MM:SS.ffffff`` → ``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
+    if text < "1000":  # strftime's %Y does not pad these years, isoformat does: keep the canonical form exact
+        return canonical_time(device_time)
     return f"{text[:10]}T{text[11:]}Z"
 
 
@@ -133,7 +135,7 @@ class PreparedBatch:
         dicts = []
         for position in self.qr_positions:
             event, row = self.events[position], rows[position]
-            effective = event.device_time + timedelta(milliseconds=event.clock_offset_ms)
+            effective, _ = effective_time(event)
             dicts.append(
                 {
                     "event_id": event.event_id,
@@ -171,6 +173,7 @@ def prepare(batch: EventBatch, *, now: datetime, known_members: Collection[int])
     events = sorted(batch.events, key=lambda e: e.seq)
     received = sqlite_time(now)
     future_text = sqlite_time(now + FUTURE_TOLERANCE)
+    session_from, session_until = (sqlite_time(at) for at in SESSION_TIMES)
     offsets: dict[int, timedelta] = {}  # a kiosk's clock offset changes rarely: one timedelta per value
     hashes: list[str] = []
     texts: list[tuple[str, str, str]] = []
@@ -186,7 +189,12 @@ def prepare(batch: EventBatch, *, now: datetime, known_members: Collection[int])
         shift = offsets.get(event.clock_offset_ms)
         if shift is None:
             shift = offsets[event.clock_offset_ms] = timedelta(milliseconds=event.clock_offset_ms)
-        effective = utc + shift
+        flags = []  # in the order server.ingest._native writes them
+        try:
+            effective = utc + shift
+        except OverflowError:  # the offset carries the time out of range: keep the device time
+            effective = utc
+            flags.append("clock_offset_out_of_range")
         device_text = utc.isoformat(" ")[:26] if utc.microsecond else utc.isoformat(" ")[:19] + ".000000"
         effective_text = (
             effective.isoformat(" ")[:26]
@@ -194,7 +202,7 @@ def prepare(batch: EventBatch, *, now: datetime, known_members: Collection[int])
             else effective.isoformat(" ")[:19] + ".000000"
         )
         hex_id = event.event_id.hex
-        hash_ = chain_hash(event, _canonical_from_sqlite(utc, device_text), hex_id)
+        hash_ = chain_hash(event, _canonical_from_sqlite(device_time, device_text), hex_id)
         hashes.append(hash_)
         texts.append((hex_id, device_text, effective_text))
         if continuous and (
@@ -203,14 +211,18 @@ def prepare(batch: EventBatch, *, now: datetime, known_members: Collection[int])
         ):
             continuous = False
         prev = event
-        flags = "future_time" if effective_text > future_text else None
+        for_sessions = session_from <= effective_text < session_until
+        if not for_sessions:
+            flags.append("time_out_of_range")
+        if effective_text > future_text:
+            flags.append("future_time")
         member_id = event.member_id
         if member_id is not None and member_id not in known_members:
-            unknown = f"unknown_member:{member_id}"  # kept as a flag, not as a member
-            flags = f"{flags},{unknown}"[:200] if flags else unknown[:200]
+            flags.append(f"unknown_member:{member_id}")  # kept as a flag, not as a member
             member_id = None
         elif (
-            member_id is not None
+            for_sessions
+            and member_id is not None
             and event.direction in SESSION_DIRECTIONS
             and (member_id not in since or effective_text < since[member_id])
         ):
@@ -223,7 +235,7 @@ def prepare(batch: EventBatch, *, now: datetime, known_members: Collection[int])
                 hex_id, event.seq, event.prev_hash, event.hash, kind, event.credential_hash, member_id,
                 str(event.direction), None if event.trust is None else str(event.trust), event.qr_step,
                 event.badge_serial, event.reason, device_text, event.device_tz, event.clock_offset_ms,
-                effective_text, received, flags,
+                effective_text, received, ",".join(flags)[:200] or None,
             )
         )  # fmt: skip
     return PreparedBatch(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
@@ -53,7 +54,13 @@ HexSecret = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32,128}$")]
 EventId = Annotated[uuid.UUID, UuidVersion(7)]
 KioskId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-Timestamp = AwareDatetime
+#: An aware instant, in years 2 to 9998: Python's datetime range without its first and last year, so that
+#: converting any accepted value to UTC (for the chain hash, for storage) cannot overflow — a kiosk clock
+#: gone wild is refused with a clear error instead of failing the server halfway. Checked by
+#: pydantic-core, comparing instants whatever the zone.
+Timestamp = Annotated[
+    AwareDatetime, Field(ge=datetime(2, 1, 1, tzinfo=UTC), le=datetime(9998, 12, 31, tzinfo=UTC))
+]
 TzName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_+\-/]{1,64}$")]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]

@@ -28,8 +28,9 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, Select, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from server.models import RecomputeQueueEntry
@@ -118,31 +119,80 @@ def claim(db: Session, limit: int) -> dict[int, datetime]:
     query = select(RecomputeQueueEntry.member_id, RecomputeQueueEntry.since).order_by(
         RecomputeQueueEntry.enqueued_at, RecomputeQueueEntry.member_id
     )
-    if db.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    else:
-        db.execute(text("DELETE FROM used_nonces WHERE 1 = 0"))  # the write lock is SQLite's claim
-    return dict(db.execute(query.limit(limit)).tuples().all())
+    return dict(db.execute(_claiming(db, query.limit(limit))).tuples().all())
 
 
 def drain_recompute_queue(db: Session, limit: int = DEFAULT_CHUNK, *, now: datetime | None = None) -> int:
-    """Recompute one chunk of up to ``limit`` queued members and commit; returns how many were done.
+    """Recompute one chunk of up to ``limit`` queued members and commit; returns how many were recomputed.
 
-    Call it until it returns 0 to empty the queue. On an error the transaction is rolled back (the
-    rows stay queued) and the error is raised.
+    Call it until it returns 0 to empty the queue. A chunk that fails is rolled back and its members
+    recomputed one at a time, so one member whose recomputation fails (a bug, data the engine cannot
+    handle) does not hold everybody else's sessions back: that member's row goes to the back of the
+    queue (``enqueued_at`` = now), the error is logged, and it is tried again when its turn comes round.
+    An error that is not the member's own (the database is gone) is raised.
     """
+    now = now or datetime.now(UTC)
+    claimed: dict[int, datetime] = {}
     try:
         claimed = claim(db, limit)
         if not claimed:
             db.rollback()
             return 0
-        recompute_sessions(db, claimed, now=now or datetime.now(UTC), since=claimed)
-        db.execute(delete(RecomputeQueueEntry).where(RecomputeQueueEntry.member_id.in_(list(claimed))))
+        _recompute_and_dequeue(db, claimed, now)
         db.commit()
-    except BaseException:
+        return len(claimed)
+    except Exception:
         db.rollback()
-        raise
-    return len(claimed)
+        if not claimed:
+            raise  # the claim itself failed: nothing of any member's
+        logger.exception(
+            "recomputing a chunk of %d members failed; recomputing them one by one", len(claimed)
+        )
+    done = 0
+    for member_id in claimed:
+        try:
+            mine = claim_member(db, member_id)
+            if mine is None:  # recomputed meanwhile by another worker
+                db.rollback()
+                continue
+            _recompute_and_dequeue(db, {member_id: mine}, now)
+            db.commit()
+            done += 1
+        except Exception:
+            db.rollback()
+            logger.exception(
+                "recomputing the sessions of member %s failed; moved to the back of the queue", member_id
+            )
+            db.execute(
+                update(RecomputeQueueEntry)
+                .where(RecomputeQueueEntry.member_id == member_id)
+                .values(enqueued_at=now)
+            )
+            db.commit()
+    return done
+
+
+def _recompute_and_dequeue(db: Session, claimed: dict[int, datetime], now: datetime) -> None:
+    """The session upsert and the queue rows' deletion, in the caller's transaction (nothing lost if the
+    process dies between claim and commit)."""
+    recompute_sessions(db, claimed, now=now, since=claimed)
+    db.execute(delete(RecomputeQueueEntry).where(RecomputeQueueEntry.member_id.in_(list(claimed))))
+
+
+def claim_member(db: Session, member_id: int) -> datetime | None:
+    """Lock one queued member for this transaction (as :func:`claim` does a chunk); its ``since``, or
+    ``None`` when it is no longer queued or another worker holds it."""
+    query = select(RecomputeQueueEntry.since).where(RecomputeQueueEntry.member_id == member_id)
+    return db.execute(_claiming(db, query)).scalar_one_or_none()
+
+
+def _claiming(db: Session, query: Select[Any]) -> Select[Any]:
+    """``query``, locking what it reads for this transaction: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
+    on SQLite the database write lock, taken before reading — that is SQLite's claim."""
+    if db.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    db.execute(text("DELETE FROM used_nonces WHERE 1 = 0"))
+    return query
 
 
 def drain_all(db: Session, limit: int = DEFAULT_CHUNK, *, now: datetime | None = None) -> int:

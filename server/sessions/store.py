@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,6 +63,14 @@ _COMPARED = (
     "reason",
     "source",
 )
+
+
+#: Taps count for sessions only when their effective time lies in ``[start, end)``. Ingest keeps the others
+#: and flags them ``time_out_of_range`` (:mod:`server.ingest`): no service of the programme happened
+#: before 2000 or will after 2100, so such a time comes from a kiosk clock that was never set or is
+#: broken — and near the ends of Python's datetime range the engine's arithmetic (a session's limit, its
+#: local date) would overflow and stop the member's recomputation for good.
+SESSION_TIMES = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
 def centre_rules(centre: ServiceCentre) -> CentreRules:
@@ -201,7 +209,10 @@ class _UuidCache(dict[str, uuid.UUID]):
 
 def _load_taps(db: DbSession, member_ids: list[int], cutoff: datetime | None) -> list[Tap]:
     query = select(TapEvent.event_id, TapEvent.member_id, TapEvent.centre_id, TapEvent.effective_time).where(
-        TapEvent.member_id.in_(member_ids), TapEvent.direction.in_(SESSION_DIRECTIONS)
+        TapEvent.member_id.in_(member_ids),
+        TapEvent.direction.in_(SESSION_DIRECTIONS),
+        TapEvent.effective_time >= SESSION_TIMES[0],
+        TapEvent.effective_time < SESSION_TIMES[1],
     )
     if cutoff is not None:
         query = query.where(TapEvent.effective_time >= cutoff)

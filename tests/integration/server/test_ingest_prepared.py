@@ -113,6 +113,7 @@ _zones = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes
 _times = st.one_of(
     st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2035, 1, 1)),
     st.datetimes(min_value=datetime(2026, 11, 28, 1), max_value=datetime(2026, 11, 28, 3)),  # around NOW
+    st.sampled_from([datetime(2, 1, 2), datetime(1970, 1, 1), datetime(9998, 12, 30)]),  # clocks gone wild
 ).flatmap(lambda t: st.sampled_from([t, t.replace(microsecond=0)]))
 
 _credential = st.one_of(
@@ -135,7 +136,7 @@ def _event_fields(draw: st.DrawFn) -> dict[str, Any]:
         "device_time": draw(_times).replace(tzinfo=draw(_zones)),
         "device_tz": "Asia/Shanghai",
         "clock_offset_ms": draw(
-            st.sampled_from([0, 120, -5 * 3600 * 1000, draw(st.integers(-(10**9), 10**9))])
+            st.sampled_from([0, 120, -5 * 3600 * 1000, 10**12, -(10**12), draw(st.integers(-(10**9), 10**9))])
         ),
         "trust": draw(st.sampled_from([None, "high", "low"])),
         "reason": draw(st.none() | st.text(max_size=30)),

@@ -211,3 +211,69 @@ def test_the_same_phone_code_at_two_kiosks_flags_the_second_upload(client, db_se
     stored = {str(e.event_id): e for e in db_session.scalars(select(TapEvent))}
     assert "qr_replayed" not in (stored[first["event_id"]].flags or "")
     assert "qr_replayed" in (stored[second["event_id"]].flags or "")
+
+
+def test_a_member_whose_recompute_fails_does_not_hold_the_others_back(client, db_session, setup, monkeypatch):
+    """Test double for a fault the engine no longer has (the overflow below is filtered out now): the
+    recomputation of one member raises. The others are recomputed, that member goes to the back of the
+    queue, and once the fault is gone it is recomputed too."""
+    from server.sessions import queue
+
+    _centre, members, kiosk = setup
+    start = datetime.now(UTC) - timedelta(hours=5)
+    prev, seq = "0" * 64, 1
+    for member in members:
+        events = make_wire_events(
+            2, start_seq=seq, prev_hash=prev, member_id=member.id, start=start, step_s=3600
+        )
+        _upload(client, kiosk, events)
+        prev, seq = events[-1]["hash"], seq + 2
+    bad = members[0].id
+
+    def failing_recompute(db, member_ids, **kw):  # type: ignore[no-untyped-def]
+        if bad in member_ids:
+            raise OverflowError("date value out of range (test double)")
+        return recompute_sessions(db, member_ids, **kw)
+
+    monkeypatch.setattr(queue, "recompute_sessions", failing_recompute)
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert drain_recompute_queue(db_session, now=later) == 2  # the chunk failed, then one by one
+    db_session.expire_all()
+    assert db_session.scalars(select(RecomputeQueueEntry.member_id)).all() == [bad]
+    assert db_session.get(RecomputeQueueEntry, bad).enqueued_at == later  # moved to the back
+    assert {s[0] for s in _sessions(db_session).values()} == {"closed"}
+    assert len(_sessions(db_session)) == 2
+    assert drain_all(db_session) == 0  # still failing: logged, left queued, nothing else to do
+
+    monkeypatch.setattr(queue, "recompute_sessions", recompute_sessions)  # the fault is gone
+    assert drain_all(db_session) == 1 and queue_depth(db_session) == 0
+    assert len(_sessions(db_session)) == 3
+
+
+def test_taps_with_times_no_session_can_use_are_stored_flagged_and_left_out(client, db_session, setup):
+    """A kiosk clock near the end of the datetime range, with a large offset: the tap is stored (never a 500
+    that would make the kiosk re-send the batch forever), flagged, and left out of sessions, whose
+    arithmetic would overflow. A time before year 2 is refused by validation."""
+    _centre, members, kiosk = setup
+    wild = datetime(9998, 12, 30, tzinfo=UTC)
+    event = {
+        "event_id": str(uuid7()), "seq": 1, "prev_hash": "0" * 64, "credential_kind": "card",
+        "credential_hash": "e" * 64, "member_id": members[0].id, "direction": "in",
+        "device_time": wild.isoformat(), "device_tz": "Asia/Shanghai", "clock_offset_ms": 10**12,
+    }  # fmt: skip
+    event["hash"] = compute_hash(event["prev_hash"], {**event, "device_time": wild})
+    ack = _upload(client, kiosk, [event])
+    assert ack["accepted"] == [event["event_id"]]
+    db_session.expire_all()
+    (tap,) = db_session.scalars(select(TapEvent)).all()
+    assert tap.flags == "clock_offset_out_of_range,time_out_of_range,future_time"
+    assert tap.effective_time == wild and tap.member_id == members[0].id
+    assert queue_depth(db_session) == 0  # nothing for sessions to do
+    enqueue_members(db_session, {members[0].id: datetime.now(UTC)}, now=datetime.now(UTC))
+    db_session.commit()
+    assert drain_all(db_session) == 1 and _sessions(db_session) == {}
+
+    ancient = dict(event, seq=2, event_id=str(uuid7()), device_time="0001-12-31T23:00:00+00:00")
+    body = json.dumps({"events": [ancient]}).encode()
+    response = client.post(PATH, data=body, headers=signed_headers(kiosk, "POST", PATH, body))
+    assert response.status_code == 422 and "device_time" in response.get_data(as_text=True)
