@@ -216,8 +216,12 @@ def sqlite_time(value: datetime) -> str:
     which cost as much as the formatting. ``isoformat`` always writes a four-digit year, so the date
     and time are the first 26 characters, or 19 when it leaves out a zero microsecond."""
     offset = value.utcoffset()
-    if offset:
-        value = value - offset
+    return fields_text(value - offset if offset else value)
+
+
+def fields_text(value: datetime) -> str:
+    """``value``'s date and time fields as SQLite text, whatever its zone (see :func:`sqlite_time`, which
+    shifts the fields to UTC first; :mod:`server.ingest_sqlite` has them shifted already)."""
     if value.microsecond:
         return value.isoformat(" ")[:26]
     return value.isoformat(" ")[:19] + ".000000"
