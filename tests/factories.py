@@ -7,6 +7,7 @@ to the session and flushes so ids are available, leaving the commit to the test.
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 from datetime import UTC, datetime, time
 from typing import Any
@@ -205,18 +206,23 @@ def make_tap(
 
 def web_login(client: Any, username: str, password: str = TEST_PASSWORD) -> Any:
     """Sign a Flask test client in through the real login form (CSRF token included); returns the response."""
-    client.get("/login")
-    with client.session_transaction() as sess:
-        token = sess["_csrf"]
+    token = form_csrf(client, "/login")
     return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
 
 
+def form_csrf(client: Any, path: str) -> str:
+    """The CSRF token of the form a page at ``path`` renders for this test client's session."""
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, f"{path} renders no form with a CSRF token"
+    return found.group(1)
+
+
 def web_csrf(client: Any) -> str:
-    """The CSRF token of a test client's session (created if the session has none yet)."""
+    """A valid CSRF token for a test client's session, read from a real form (signed in or not)."""
     with client.session_transaction() as sess:
-        if "_csrf" not in sess:
-            sess["_csrf"] = secrets.token_urlsafe(32)
-        return sess["_csrf"]
+        signed_in = "uid" in sess
+    return form_csrf(client, "/account/password" if signed_in else "/login")
 
 
 def web_session(client: Any, user: User) -> None:

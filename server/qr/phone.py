@@ -14,16 +14,13 @@ Chinese by default, English with ``?lang=en`` (kept in the session). CSRF token 
 
 from __future__ import annotations
 
-import hmac
 import logging
-import secrets
 import time
 from typing import Any
 
 from flask import (
     Blueprint,
     Response,
-    abort,
     current_app,
     jsonify,
     redirect,
@@ -32,12 +29,14 @@ from flask import (
     session,
     url_for,
 )
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm import Session
 
 from protocol.masking import mask_name
 from protocol.qrtoken import STEP_SECONDS, mint_phone_token, step_at
 from server.db import get_db
 from server.models import Member
+from server.web.csrf import check_csrf
 
 from . import login
 from .keys import ensure_signing_key, sealing_key, signer
@@ -51,7 +50,6 @@ AHEAD_STEPS = 4
 REFRESH_S = 20
 SESSION_MEMBER = "qr_member"
 SESSION_LANG = "qr_lang"
-_CSRF = "qr_csrf"
 
 TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -110,20 +108,9 @@ def _lang() -> str:
     return session.get(SESSION_LANG, "zh") if session.get(SESSION_LANG) in TEXT else "zh"
 
 
-def _csrf_token() -> str:
-    token = session.get(_CSRF)
-    if not token:
-        token = session[_CSRF] = secrets.token_urlsafe(32)
-    return token
-
-
 @bp.before_request
 def _check_csrf() -> None:
-    if request.method == "POST":
-        expected = session.get(_CSRF) or ""
-        given = request.form.get("csrf_token", "")
-        if not expected or not hmac.compare_digest(str(expected), str(given)):
-            abort(400, description="csrf")
+    check_csrf()
 
 
 @bp.after_request
@@ -141,7 +128,7 @@ def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
         t=TEXT[lang],
         lang=lang,
         other="en" if lang == "zh" else "zh",
-        csrf_token=_csrf_token(),
+        csrf_token=generate_csrf(),
         **context,
     ), status
 

@@ -51,6 +51,7 @@ def register(app: Flask) -> None:
         SESSION_COOKIE_NAME="baodao_session",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=int(app.config.get("SESSION_HOURS", 8))),
     )
+    csrf.init_csrf(app)
     for bp in _blueprints():
         app.register_blueprint(bp)
 
@@ -76,7 +77,6 @@ def register(app: Flask) -> None:
         return response
 
     app.add_template_global(i18n.t, "t")
-    app.add_template_global(csrf.csrf_token, "csrf_token")
     app.add_template_global(i18n.get_locale, "get_locale")
     app.jinja_env.filters.update(
         dt=i18n.fmt_dt,

@@ -1,45 +1,47 @@
-"""CSRF protection for every form of the staff app: a per-session token, checked on each unsafe request.
+"""CSRF protection for every form of the staff app and the member phone page: Flask-WTF's ``CSRFProtect``.
 
-A dozen lines of our own instead of Flask-WTF: we render forms by hand in Jinja and validate them in the
-views, so WTForms would be a second form layer just to get this token. The token lives in the signed
-session cookie; every POST/PUT/PATCH/DELETE to a ``web_*`` blueprint must echo it in the ``csrf_token``
-form field or the ``X-CSRF-Token`` header, compared in constant time. The SameSite=Lax cookie is the
-second line of defence.
+The token is Flask-WTF's (a random value in the session, handed to forms signed with the app's secret),
+checked on every unsafe request to a staff (``web_*``) or phone-page view; templates call
+``csrf_token()``. The kiosk API is not covered: it is signed JSON with nonces, not a browser form, so the
+default "protect every view" is switched off and the two browser-facing parts opt in through
+:func:`check_csrf` in their ``before_request`` hooks. The SameSite=Lax cookie is the second line of
+defence.
+
+Token lifetime: Flask-WTF's default one-hour limit would refuse a form left open over lunch although the
+sign-in is still valid, so tokens live as long as the session (whose lifetime the session settings
+bound); a new sign-in starts a new session and a new token.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import secrets
 
-from flask import abort, request, session
+from flask import Flask, abort, current_app, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
 logger = logging.getLogger(__name__)
+audit_logger = logging.getLogger("baodao.audit")
 
-SESSION_KEY = "_csrf"
 FIELD = "csrf_token"
-HEADER = "X-CSRF-Token"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def csrf_token() -> str:
-    """The session's token (created on first use); templates put it in a hidden field of every form."""
-    token = session.get(SESSION_KEY)
-    if not token:
-        token = secrets.token_urlsafe(32)
-        session[SESSION_KEY] = token
-    return token
+def init_csrf(app: Flask) -> CSRFProtect:
+    """Attach ``CSRFProtect`` once (it lives in ``app.extensions["csrf"]``); views opt in with check_csrf."""
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    app.config.setdefault("WTF_CSRF_FIELD_NAME", FIELD)
+    existing = app.extensions.get("csrf")
+    return existing if isinstance(existing, CSRFProtect) else CSRFProtect(app)
 
 
 def check_csrf() -> None:
-    """Abort with 400 unless the request carries the session's token."""
-    if request.method not in UNSAFE_METHODS:
-        return
-    expected = session.get(SESSION_KEY)
-    given = request.form.get(FIELD) or request.headers.get(HEADER) or ""
-    if not expected or not hmac.compare_digest(str(expected), str(given)):
-        logging.getLogger("baodao.audit").warning(
-            "csrf rejected", extra={"path": request.path, "remote": request.remote_addr}
+    """Abort with 400 (description ``csrf``, which the error pages explain) unless the request carries a
+    valid token; safe methods pass."""
+    try:
+        current_app.extensions["csrf"].protect()
+    except CSRFError as exc:
+        audit_logger.warning(
+            "csrf rejected",
+            extra={"path": request.path, "remote": request.remote_addr, "why": exc.description},
         )
         abort(400, description="csrf")
