@@ -139,14 +139,24 @@ try:
     load_profile("usb-camera")
 except ProfileError as exc:
     print("CAMERA", exc.issues[0])
+from kiosk.config import config_from_mapping
+from kiosk.readers import ReaderSet
 reads = queue.Queue()
-reader = create_reader(load_profile("simulator"), reads.put)
-reader.start(); reader.inject("card", "04A1"); print("READ", reads.get(timeout=10).value); reader.stop()
+kiosk_readers = ReaderSet(
+    config_from_mapping({"readers": [{"profile": "usb-camera"}, {"profile": "simulator"}]}), reads.put
+)
+kiosk_readers.start()  # the kiosk starts with what it can run
+for h in kiosk_readers.health():
+    print("HEALTH", h["reader_id"], h["state"])
+kiosk_readers.simulator_for("card").inject("card", "04A1")
+print("READ", reads.get(timeout=10).value)
+kiosk_readers.stop()
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "UNAVAILABLE ['hardware.camera', 'hardware.qr']" in out.stdout
     assert "camera_qr" not in out.stdout.split("KEYS ")[1].splitlines()[0]
     assert "unknown driver 'camera_qr'" in out.stdout and "本机未能加载" in out.stdout
+    assert "HEALTH usb-camera error" in out.stdout and "HEALTH sim " in out.stdout
     assert "READ 04A1" in out.stdout
     assert "LOG hardware.registry hardware module hardware.camera unavailable" in out.stderr
 
