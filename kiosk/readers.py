@@ -18,24 +18,12 @@ import threading
 from typing import Any
 
 from hardware.base import HardwareError, ReadCallback, Reader
-from hardware.profiles import ProfileError, ReaderProfile, load_profile, profile_from_mapping
+from hardware.profiles import ProfileError, ReaderProfile, load_profile
 from hardware.registry import create_reader
 from hardware.simulator import SimulatedReader
 from kiosk.config import KioskConfig, ReaderConfig
 
 logger = logging.getLogger(__name__)
-
-
-def _simulated_profile(profile: ReaderProfile | None, name: str) -> ReaderProfile:
-    reader_id = profile.reader_id if profile is not None else name
-    return profile_from_mapping(
-        f"{name}-simulated",
-        {
-            "driver": SimulatedReader.driver_key,
-            "reader_id": reader_id,
-            "description": f"simulated {name} / 模拟 {name}",
-        },
-    )
 
 
 class ReaderSet:
@@ -66,10 +54,12 @@ class ReaderSet:
                     failures.append(_failure(rc.profile, "unknown", exc))
                     continue
                 profile = None
-            assert profile is not None or simulate
-            if simulate and (profile is None or profile.driver != SimulatedReader.driver_key):
-                profile = _simulated_profile(profile, rc.profile)
-            assert profile is not None
+            if profile is None or (simulate and profile.driver != SimulatedReader.driver_key):
+                # A stand-in with the configured reader's id (or the profile's name when the profile
+                # itself cannot be loaded here), so simulated reads look like that reader's.
+                reader_id = profile.reader_id if profile is not None else rc.profile
+                readers.append(SimulatedReader(reader_id, self.callback))
+                continue
             try:
                 readers.append(create_reader(profile, self.callback, port=rc.port))
             except HardwareError as exc:
