@@ -16,7 +16,11 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "db": ("server.cli", "db_group", "Database migrations. 数据库迁移。"),
     "admin": ("server.cli", "admin_group", "Users and enrolment tokens. 用户与注册令牌。"),
     "kiosk": ("kiosk.cli", "kiosk", "Run or manage a kiosk. 运行或管理签到终端。"),
-    "hw": ("hardware.cli", "hw", "Readers: check profiles, probe, listen. 读卡器:校验配置、探测、监听。"),
+    "hw": (
+        "baodao.check_config",
+        "hw",
+        "Readers: check profiles and kiosk files, probe, listen. 读卡器:校验配置与终端文件、探测、监听。",
+    ),
     "demo": (
         "baodao.demo",
         "demo",

@@ -14,6 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+from hardware.options import DriverOptions
+
+if TYPE_CHECKING:
+    from hardware.profiles import ReaderProfile
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +81,8 @@ class ReaderHealth:
 
 
 ReadCallback = Callable[[CredentialRead], None]
+HealthObserver = Callable[[ReaderHealth], None]
+OptionsT = TypeVar("OptionsT", bound=DriverOptions)
 
 
 class HardwareError(Exception):
@@ -102,10 +110,21 @@ class Reader(abc.ABC):
 
     Drivers must never let an exception escape their worker thread: a bad frame is counted in
     ``health().bad_frames`` and logged; a lost device moves the state to CONNECTING and the worker
-    re-opens it when it comes back.
+    re-opens it when it comes back (:class:`hardware.reconnect.ReconnectingReader` owns that loop).
+
+    A concrete driver declares ``driver_key`` (the profile's ``driver:``) and ``Options`` (its typed
+    options dataclass) in its own module; :mod:`hardware.registry` finds drivers through these
+    declarations, and the profile validator and schema are derived from them.
     """
 
-    driver: str = "abstract"
+    #: the key a profile names in ``driver:``; set by each concrete driver, never by a base class
+    driver_key: ClassVar[str] = ""
+    #: the driver's typed options; ``ReaderProfile.options`` is an instance of it
+    Options: ClassVar[type[DriverOptions]] = DriverOptions
+    #: the driver needs ``baud`` (serial line speed) in its profile
+    needs_baud: ClassVar[bool] = False
+    #: the driver opens a device node: its profile needs ``port`` or ``match``
+    needs_device: ClassVar[bool] = False
 
     def __init__(self, reader_id: str, callback: ReadCallback) -> None:
         self.reader_id = reader_id
@@ -114,6 +133,16 @@ class Reader(abc.ABC):
         self._thread: threading.Thread | None = None
         self._health = ReaderHealth(reader_id=reader_id, driver=self.driver, state=ReaderState.STOPPED)
         self._health_lock = threading.Lock()
+        self._observers: list[HealthObserver] = []
+
+    @property
+    def driver(self) -> str:
+        return self.driver_key or type(self).__name__
+
+    @classmethod
+    @abc.abstractmethod
+    def from_profile(cls, profile: ReaderProfile, callback: ReadCallback, port: str | None) -> Reader:
+        """A ready-to-start reader for ``profile``; ``port`` overrides the profile's device (CLI ``--port``)."""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -135,10 +164,38 @@ class Reader(abc.ABC):
 
     def health(self) -> ReaderHealth:
         with self._health_lock:
-            h = self._health
-            return ReaderHealth(
-                h.reader_id, h.driver, h.state, h.reads, h.bad_frames, h.last_error, dict(h.extra)
-            )
+            return self._snapshot()
+
+    def subscribe(self, observer: HealthObserver) -> Callable[[], None]:
+        """Call ``observer`` with the health now and after every state change; returns an unsubscribe.
+
+        Observers run on the thread that changed the state, after the health lock is released, so an
+        observer may call :meth:`health` (or anything else) without deadlocking the worker.
+        """
+        with self._health_lock:
+            self._observers.append(observer)
+            now = self._snapshot()
+        self._notify([observer], now)
+
+        def unsubscribe() -> None:
+            with self._health_lock:
+                if observer in self._observers:
+                    self._observers.remove(observer)
+
+        return unsubscribe
+
+    def _snapshot(self) -> ReaderHealth:
+        h = self._health
+        return ReaderHealth(
+            h.reader_id, h.driver, h.state, h.reads, h.bad_frames, h.last_error, dict(h.extra)
+        )
+
+    def _notify(self, observers: list[HealthObserver], health: ReaderHealth) -> None:
+        for observer in observers:
+            try:
+                observer(health)
+            except Exception:
+                logger.exception("health observer failed for reader %s", self.reader_id)
 
     # -- for drivers -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -172,10 +229,36 @@ class Reader(abc.ABC):
 
     def _set_state(self, state: ReaderState, error: str | None = None) -> None:
         with self._health_lock:
+            changed = self._health.state is not state
             self._health.state = state
             if error is not None:
                 self._health.last_error = error
+            observers = list(self._observers) if changed else []
+            now = self._snapshot() if observers else None
+        if now is not None:
+            self._notify(observers, now)
+
+    def _note_error(self, message: str) -> None:
+        with self._health_lock:
+            self._health.last_error = message
+
+    def _count(self, key: str, by: int = 1) -> int:
+        """Add to an integer health counter (created at 0) and return its new value."""
+        with self._health_lock:
+            value = int(self._health.extra.get(key, 0)) + by
+            self._health.extra[key] = value
+            return value
 
     def _set_extra(self, key: str, value: float | int | str) -> None:
         with self._health_lock:
             self._health.extra[key] = value
+
+
+def options_as(profile: ReaderProfile, cls: type[OptionsT]) -> OptionsT:
+    """The profile's options as the driver's own class (checked, so no cast is needed)."""
+    if not isinstance(profile.options, cls):
+        raise HardwareError(
+            f"profile {profile.name}: options are {type(profile.options).__name__}, not {cls.__name__}"
+            f" / 配置 {profile.name} 的选项类型不符"
+        )
+    return profile.options

@@ -10,16 +10,36 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from hardware import qr
-from hardware.base import CredentialKind, DeviceNotFound, ReadCallback, Reader, ReaderState
+from hardware.base import CredentialKind, DeviceNotFound, ReadCallback, options_as
+from hardware.options import DriverOptions, option
 from hardware.profiles import ReaderProfile
+from hardware.reconnect import ReconnectingReader, SessionEnd
 
 logger = logging.getLogger(__name__)
+
+DRIVER_KEY = "camera_qr"
+
+
+@dataclass(frozen=True)
+class CameraQrOptions(DriverOptions):
+    source: str | int = option(help="Device index, video file or rtsp:// URL.")
+    width: int | None = option(None, minimum=1, help="Capture width asked of the camera.")
+    height: int | None = option(None, minimum=1, help="Capture height asked of the camera.")
+    repeat_suppress_ms: int | None = option(
+        None,
+        minimum=0,
+        help="A code stays suppressed this long after last seen (default: debounce_ms or 3000).",
+    )
+    decode_every: int = option(1, minimum=1, help="Decode every n-th frame.")
+    loop: bool = option(False, help="Replay a video file (tests, demos).")
+    realtime: bool = option(False, help="Play a video file at its own frame rate.")
 
 
 def parse_source(source: str | int) -> str | int:
@@ -45,9 +65,13 @@ class RepeatFilter:
         return last is None or now - last >= self.suppress_s
 
 
-class CameraQrReader(Reader):
-    driver = "camera_qr"
+class CameraQrReader(ReconnectingReader[cv2.VideoCapture]):
+    """OpenCV capture (device, video file or RTSP) decoded with zxing-cpp."""
+
+    driver_key = DRIVER_KEY
+    Options = CameraQrOptions
     reconnect_delay = 1.0
+    lost_message = "camera stopped delivering frames / 摄像头无画面"
 
     def __init__(
         self,
@@ -76,25 +100,31 @@ class CameraQrReader(Reader):
 
     @classmethod
     def from_profile(cls, profile: ReaderProfile, callback: ReadCallback, port: str | None) -> CameraQrReader:
-        o = profile.options
-        source = port if port is not None else o.get("source", 0)
+        o = options_as(profile, CameraQrOptions)
+        suppress = o.repeat_suppress_ms if o.repeat_suppress_ms is not None else profile.debounce_ms or 3000
         return cls(
             profile.reader_id,
             callback,
-            source,  # type: ignore[arg-type]
-            width=o.get("width"),  # type: ignore[arg-type]
-            height=o.get("height"),  # type: ignore[arg-type]
-            repeat_suppress_ms=int(o.get("repeat_suppress_ms", profile.debounce_ms or 3000)),  # type: ignore[call-overload]
-            decode_every=int(o.get("decode_every", 1)),  # type: ignore[call-overload]
-            loop=bool(o.get("loop", False)),
-            realtime=bool(o.get("realtime", False)),
+            port if port is not None else o.source,
+            width=o.width,
+            height=o.height,
+            repeat_suppress_ms=suppress,
+            decode_every=o.decode_every,
+            loop=o.loop,
+            realtime=o.realtime,
         )
 
     @property
     def is_file(self) -> bool:
         return isinstance(self.source, str) and "://" not in self.source and Path(self.source).is_file()
 
-    def _open(self) -> cv2.VideoCapture:
+    def _describe(self, handle: cv2.VideoCapture) -> str:
+        return repr(self.source)
+
+    def _disconnect(self, handle: cv2.VideoCapture) -> None:
+        handle.release()
+
+    def _connect(self) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(self.source)
         if not cap.isOpened():
             cap.release()
@@ -125,28 +155,11 @@ class CameraQrReader(Reader):
                 delivered.append(text)
         return delivered
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._set_state(ReaderState.CONNECTING)
-            try:
-                cap = self._open()
-            except DeviceNotFound as exc:
-                with self._health_lock:
-                    self._health.last_error = str(exc)
-                self._stop.wait(self.reconnect_delay)
-                continue
-            self._set_state(ReaderState.READY)
-            try:
-                finished = self._capture(cap)
-            finally:
-                cap.release()
-            if finished:  # a video file that ended and does not loop
-                self._set_extra("end_of_file", 1)
-                self._stop.wait()
-                return
-            if not self._stop.is_set():
-                self._set_state(ReaderState.CONNECTING, "camera stopped delivering frames / 摄像头无画面")
-                self._stop.wait(self.reconnect_delay)
+    def _session(self, cap: cv2.VideoCapture) -> SessionEnd | None:
+        if self._capture(cap):  # a video file that ended and does not loop
+            self._set_extra("end_of_file", 1)
+            return SessionEnd.FINISHED
+        return None if self._stop.is_set() else SessionEnd.LOST
 
     def _capture(self, cap: cv2.VideoCapture) -> bool:
         """Read frames until stop or failure; True when a non-looping file reached its end."""

@@ -1,4 +1,5 @@
-"""``baodao hw``: check reader profiles, find readers, watch reads live.
+"""``baodao hw``: find readers, watch reads live (``check-config`` is added by :mod:`baodao.check_config`,
+which can also read kiosk files).
 
 These are the commands an installer runs at a kiosk with a new reader in hand, so output is one line
 per fact, errors are ``file:line: problem``, and help is in English and Chinese.
@@ -7,7 +8,6 @@ per fact, errors are ``file:line: problem``, and help is in English and Chinese.
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import queue
 import sys
@@ -17,8 +17,7 @@ from pathlib import Path
 import click
 
 from hardware.base import CredentialKind, CredentialRead, HardwareError, Reader, ReaderState
-from hardware.profiles import ProfileError, default_config_dir, load_profile
-from hardware.schema import ProfileIssue, check_yaml_syntax, validate_profile_file
+from hardware.profiles import ProfileError, load_profile
 
 logger = logging.getLogger(__name__)
 
@@ -26,53 +25,6 @@ logger = logging.getLogger(__name__)
 @click.group(name="hw", help="Card readers and cameras. / 读卡器与摄像头。")
 def hw() -> None:
     pass
-
-
-def _issues_for(path: Path, as_profile: bool) -> list[ProfileIssue]:
-    if path.suffix in (".yaml", ".yml"):
-        return validate_profile_file(path)[1] if as_profile else check_yaml_syntax(path)
-    if path.suffix == ".json":
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            line = getattr(exc, "lineno", 0)
-            return [ProfileIssue(str(path), line, f"invalid JSON: {exc} / JSON 无效")]
-    return []
-
-
-def collect_issues(paths: list[Path]) -> tuple[int, list[ProfileIssue]]:
-    """Files checked and problems found. Files named on the command line are reader profiles; in a
-    directory only ``readers/`` holds profiles, other YAML/JSON is checked for syntax."""
-    checked = 0
-    issues: list[ProfileIssue] = []
-    for path in paths:
-        if path.is_dir():
-            for f in sorted(path.rglob("*")):
-                if f.is_file() and f.suffix in (".yaml", ".yml", ".json"):
-                    checked += 1
-                    issues += _issues_for(f, as_profile=f.parent.name == "readers")
-        elif path.is_file():
-            checked += 1
-            issues += _issues_for(path, as_profile=True)
-        else:
-            issues.append(ProfileIssue(str(path), 0, "no such file or directory / 文件或目录不存在"))
-    return checked, issues
-
-
-@hw.command(
-    "check-config",
-    help="Validate reader profiles (default: all of firmware-config/); non-zero exit on any error. "
-    "/ 校验读卡器配置（默认 firmware-config/ 全部），有错误时返回非零。",
-)
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-def check_config(paths: tuple[Path, ...]) -> None:
-    checked, issues = collect_issues(list(paths) or [default_config_dir()])
-    for issue in issues:
-        click.echo(str(issue), err=True)
-    if issues:
-        click.echo(f"{len(issues)} problem(s) in {checked} file(s) / 共 {len(issues)} 处错误", err=True)
-        sys.exit(1)
-    click.echo(f"ok: {checked} file(s) checked / 已检查 {checked} 个文件，无错误")
 
 
 @hw.command(

@@ -9,13 +9,24 @@ so the parser resynchronises on every ``02`` rather than trusting fixed offsets.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Literal
 
-from hardware.base import CredentialKind, ProtocolError, ReadCallback
+from hardware.base import CredentialKind, ProtocolError, ReadCallback, options_as
 from hardware.frames import FrameResult
+from hardware.options import DriverOptions, option
 from hardware.profiles import ReaderProfile
 from hardware.serial_port import SerialReader, SerialTransport
 
 logger = logging.getLogger(__name__)
+
+DRIVER_KEY = "em4100"
+
+
+@dataclass(frozen=True)
+class Em4100Options(DriverOptions):
+    uid_bytes: Literal[4, 5] = option(5, help="5: version byte + 32-bit id; 4 keeps only the printed number.")
+
 
 STX = 0x02
 ETX = 0x03
@@ -95,7 +106,10 @@ class Em4100Parser:
 
 
 class Em4100Reader(SerialReader):
-    driver = "em4100"
+    """RDM6300-style 125 kHz EM4100 module on a serial port."""
+
+    driver_key = DRIVER_KEY
+    Options = Em4100Options
     kind = CredentialKind.CARD
 
     def __init__(
@@ -112,12 +126,13 @@ class Em4100Reader(SerialReader):
 
     @classmethod
     def from_profile(cls, profile: ReaderProfile, callback: ReadCallback, port: str | None) -> Em4100Reader:
+        o = options_as(profile, Em4100Options)
         return cls(
             profile.reader_id,
             callback,
             cls.transport_for(profile, port),
             debounce_ms=profile.debounce_ms,
-            uid_bytes=int(profile.options.get("uid_bytes", 5)),  # type: ignore[call-overload]
+            uid_bytes=o.uid_bytes,
         )
 
     def _feed(self, data: bytes) -> list[FrameResult]:

@@ -14,12 +14,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from hardware.base import CredentialKind, ProtocolError, ReadCallback, ReaderState, ReadTimeout
+from hardware.base import CredentialKind, ProtocolError, ReadCallback, ReaderState, ReadTimeout, options_as
 from hardware.frames import FrameResult
+from hardware.options import DriverOptions, option
 from hardware.profiles import ReaderProfile
+from hardware.reconnect import SessionEnd
 from hardware.serial_port import SerialReader, SerialTransport
 
 logger = logging.getLogger(__name__)
+
+DRIVER_KEY = "idcard_sam"
+
+
+@dataclass(frozen=True)
+class IdCardSamOptions(DriverOptions):
+    poll_interval_ms: int = option(200, minimum=1, help="Pause between 'find card' polls.")
+    timeout_ms: int = option(1000, minimum=1, help="How long to wait for each SAM answer.")
+
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 MAX_LEN = 4096
@@ -215,7 +226,10 @@ def interpret(resp: SamResponse) -> FrameResult | None:
 
 
 class IdCardSamReader(SerialReader):
-    driver = "idcard_sam"
+    """Resident ID card reader with a SAM on a serial port (GA 467)."""
+
+    driver_key = DRIVER_KEY
+    Options = IdCardSamOptions
     kind = CredentialKind.ID_CARD
     max_silent = 3  # unanswered commands in a row before the reader reports ERROR
 
@@ -239,14 +253,14 @@ class IdCardSamReader(SerialReader):
     def from_profile(
         cls, profile: ReaderProfile, callback: ReadCallback, port: str | None
     ) -> IdCardSamReader:
-        o = profile.options
+        o = options_as(profile, IdCardSamOptions)
         return cls(
             profile.reader_id,
             callback,
             cls.transport_for(profile, port),
             debounce_ms=profile.debounce_ms,
-            poll_interval_ms=int(o.get("poll_interval_ms", 200)),  # type: ignore[call-overload]
-            timeout_ms=int(o.get("timeout_ms", 1000)),  # type: ignore[call-overload]
+            poll_interval_ms=o.poll_interval_ms,
+            timeout_ms=o.timeout_ms,
         )
 
     def _on_close(self) -> None:
@@ -284,7 +298,7 @@ class IdCardSamReader(SerialReader):
         if result is not None:
             self._handle([result])
 
-    def _session(self) -> None:
+    def _session(self, handle: str) -> SessionEnd | None:
         self.parser.reset()
         self.transport.reset_input()
 
@@ -304,3 +318,4 @@ class IdCardSamReader(SerialReader):
                 self._note_error(str(exc))
                 self._set_extra("sam_status", f"{exc.code:02X}")
             self._stop.wait(self.poll_interval)
+        return None

@@ -17,19 +17,27 @@ import os
 import select
 import stat
 import struct
+from dataclasses import dataclass
+from typing import Literal
 
-from hardware.base import (
-    CredentialKind,
-    DeviceDisconnected,
-    DeviceNotFound,
-    ReadCallback,
-    Reader,
-    ReaderState,
-)
+from hardware.base import CredentialKind, DeviceDisconnected, DeviceNotFound, ReadCallback, options_as
 from hardware.frames import FrameResult
+from hardware.options import DriverOptions, option
 from hardware.profiles import ReaderProfile
+from hardware.reconnect import ReconnectingReader, SessionEnd
 
 logger = logging.getLogger(__name__)
+
+DRIVER_KEY = "keyboard_wedge"
+
+
+@dataclass(frozen=True)
+class KeyboardWedgeOptions(DriverOptions):
+    input_format: Literal["hex", "decimal"] = option("hex", help="decimal: the 32-bit UID as 10 digits.")
+    byte_order: Literal["msb", "lsb"] = option("msb", help="lsb: the wedge types the UID reversed.")
+    kind: CredentialKind = option(CredentialKind.CARD, help="What the typed line holds.")
+    grab: bool = option(True, help="Take the device exclusively, so the digits never reach the browser.")
+
 
 # struct input_event on 64-bit Linux: struct timeval (2 x long), __u16 type, __u16 code, __s32 value
 EVENT_FORMAT = "llHHi"
@@ -149,8 +157,12 @@ class WedgeParser:
         return out
 
 
-class KeyboardWedgeReader(Reader):
-    driver = "keyboard_wedge"
+class KeyboardWedgeReader(ReconnectingReader[int]):
+    """USB HID reader that types the UID, read from its own input event device."""
+
+    driver_key = DRIVER_KEY
+    Options = KeyboardWedgeOptions
+    needs_device = True
     reconnect_delay = 0.5
 
     def __init__(
@@ -174,7 +186,7 @@ class KeyboardWedgeReader(Reader):
     def from_profile(
         cls, profile: ReaderProfile, callback: ReadCallback, port: str | None
     ) -> KeyboardWedgeReader:
-        o = profile.options
+        o = options_as(profile, KeyboardWedgeOptions)
         device = port or profile.port
         if not device:
             raise DeviceNotFound("keyboard wedge needs a device path / 键盘模拟读卡器须指定设备路径")
@@ -182,13 +194,16 @@ class KeyboardWedgeReader(Reader):
             profile.reader_id,
             callback,
             device,
-            input_format=str(o.get("input_format", "hex")),
-            byte_order=str(o.get("byte_order", "msb")),
-            kind=CredentialKind(str(o.get("kind", "card"))),
-            grab=bool(o.get("grab", True)),
+            input_format=o.input_format,
+            byte_order=o.byte_order,
+            kind=o.kind,
+            grab=o.grab,
         )
 
-    def _open(self) -> int:
+    def _describe(self, handle: int) -> str:
+        return self.device
+
+    def _connect(self) -> int:
         try:
             fd = os.open(self.device, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
@@ -200,7 +215,7 @@ class KeyboardWedgeReader(Reader):
                 logger.warning("reader %s: cannot grab %s: %s", self.reader_id, self.device, exc)
         return fd
 
-    def _read_loop(self, fd: int) -> None:
+    def _session(self, fd: int) -> SessionEnd | None:
         while not self._stop.is_set():
             ready, _, _ = select.select([fd], [], [], 0.1)
             if not ready:
@@ -220,25 +235,11 @@ class KeyboardWedgeReader(Reader):
                     self._deliver(self.kind, r.value)
                 else:
                     self._bad_frame(r.value)
+        return None
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._set_state(ReaderState.CONNECTING)
-            try:
-                fd = self._open()
-            except DeviceNotFound as exc:
-                with self._health_lock:
-                    self._health.last_error = str(exc)
-                self._stop.wait(self.reconnect_delay)
-                continue
-            self._set_state(ReaderState.READY)
-            try:
-                self._read_loop(fd)
-            except DeviceDisconnected as exc:
-                logger.info("reader %s: %s", self.reader_id, exc)
-                self._set_state(ReaderState.CONNECTING, str(exc))
-            finally:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-                self.parser.reset()
-            self._stop.wait(self.reconnect_delay)
+    def _disconnect(self, fd: int) -> None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    def _on_close(self) -> None:
+        self.parser.reset()

@@ -9,13 +9,27 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
-from hardware.base import CredentialKind, ReadCallback
+from hardware.base import CredentialKind, ReadCallback, options_as
 from hardware.frames import FrameResult
+from hardware.options import DriverOptions, option
 from hardware.profiles import ReaderProfile
 from hardware.serial_port import SerialReader, SerialTransport
 
 logger = logging.getLogger(__name__)
+
+DRIVER_KEY = "serial_line"
+
+
+@dataclass(frozen=True)
+class LineScannerOptions(DriverOptions):
+    kind: CredentialKind = option(CredentialKind.QR, help="What a line holds.")
+    max_line: int = option(4096, minimum=1, help="Longer lines are dropped and counted as bad frames.")
+    strip_prefix: str = option("", help="Removed from the start of each line (scanner prefixes).")
+    uppercase: bool = option(False, help="Upper-case QR text (card UIDs always are).")
+    encoding: str = option("utf-8", help="How the scanner encodes text.")
+
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEX_UID = re.compile(r"^[0-9A-F]+$")
@@ -113,7 +127,10 @@ class LineParser:
 
 
 class LineScannerReader(SerialReader):
-    driver = "serial_line"
+    """QR/barcode scanners and RFID readers sending one code per line."""
+
+    driver_key = DRIVER_KEY
+    Options = LineScannerOptions
 
     def __init__(
         self,
@@ -138,17 +155,17 @@ class LineScannerReader(SerialReader):
     def from_profile(
         cls, profile: ReaderProfile, callback: ReadCallback, port: str | None
     ) -> LineScannerReader:
-        o = profile.options
+        o = options_as(profile, LineScannerOptions)
         return cls(
             profile.reader_id,
             callback,
             cls.transport_for(profile, port),
-            kind=CredentialKind(str(o.get("kind", "qr"))),
+            kind=o.kind,
             debounce_ms=profile.debounce_ms,
-            max_line=int(o.get("max_line", 4096)),  # type: ignore[call-overload]
-            encoding=str(o.get("encoding", "utf-8")),
-            strip_prefix=str(o.get("strip_prefix", "")),
-            uppercase=bool(o.get("uppercase", False)),
+            max_line=o.max_line,
+            encoding=o.encoding,
+            strip_prefix=o.strip_prefix,
+            uppercase=o.uppercase,
         )
 
     def _feed(self, data: bytes) -> list[FrameResult]:

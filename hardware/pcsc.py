@@ -30,15 +30,29 @@ from hardware.base import (
     HardwareError,
     ProtocolError,
     ReadCallback,
-    Reader,
     ReaderHealth,
     ReaderState,
     ReadTimeout,
+    options_as,
 )
+from hardware.options import DriverOptions, option
 from hardware.profiles import ReaderProfile
+from hardware.reconnect import ReconnectingReader, SessionEnd
 
 logger = logging.getLogger(__name__)
 traffic = logging.getLogger("hardware.traffic.pcsc")
+
+DRIVER_KEY = "pcsc"
+
+
+@dataclass(frozen=True)
+class PcscOptions(DriverOptions):
+    setup_each_card: bool = option(False, help="Send setup_commands for every card, not once per reader.")
+    poll_timeout_ms: int = option(1000, minimum=1, help="Longest single SCardGetStatusChange wait.")
+    reconnect_delay_ms: int = option(500, minimum=0, help="Pause before a new PC/SC context.")
+    uid_retries: int = option(2, minimum=0, help="Retries of GET UID after SW 6300 (card moved).")
+    stuck_after_ms: int = option(5000, minimum=1, help="A read blocked this long shows as ERROR in health.")
+
 
 #: PC/SC part 3 "Get Data" pseudo-APDU: the reader answers with the UID of the card in its field.
 GET_UID_APDU: tuple[int, ...] = (0xFF, 0xCA, 0x00, 0x00, 0x00)
@@ -174,16 +188,17 @@ class _Options:
     setup: tuple[tuple[int, ...], ...]
     setup_each_card: bool
     poll_timeout_ms: int
-    reconnect_delay_s: float
     uid_retries: int
     debounce_s: float
     stuck_after_s: float
 
 
-class PcscReader(Reader):
+class PcscReader(ReconnectingReader[int]):
     """Watches every PC/SC reader whose name matches ``reader_name`` (a regex; all readers if None)."""
 
-    driver = "pcsc"
+    driver_key = DRIVER_KEY
+    Options = PcscOptions
+    ready_on_connect = False  # READY only while a matching reader is present (see _matching_readers)
 
     def __init__(
         self,
@@ -200,12 +215,12 @@ class PcscReader(Reader):
         stuck_after_ms: int = 5000,
     ) -> None:
         super().__init__(reader_id, callback)
+        self.reconnect_delay = reconnect_delay_s
         self._opts = _Options(
             reader_name=re.compile(reader_name) if reader_name else None,
             setup=tuple(tuple(parse_hex_apdu(c)) for c in setup_commands),
             setup_each_card=setup_each_card,
             poll_timeout_ms=poll_timeout_ms,
-            reconnect_delay_s=reconnect_delay_s,
             uid_retries=uid_retries,
             debounce_s=debounce_ms / 1000.0,
             stuck_after_s=stuck_after_ms / 1000.0,
@@ -215,25 +230,24 @@ class PcscReader(Reader):
         self._ctx_lock = threading.Lock()
         self._setup_done: set[str] = set()
         self._last_uid: tuple[str, float] | None = None
-        self._counters = {"aborted_reads": 0, "reconnects": 0, "setup_failures": 0, "debounced": 0}
 
     @classmethod
     def from_profile(
         cls, profile: ReaderProfile, callback: ReadCallback, port: str | None = None
     ) -> PcscReader:
         """``port`` (CLI ``--port``) overrides the profile's reader-name regex."""
-        opts = profile.options
+        o = options_as(profile, PcscOptions)
         return cls(
             profile.reader_id,
             callback,
             reader_name=port or profile.match.get("reader_name"),
             setup_commands=list(profile.setup_commands),
-            setup_each_card=bool(opts.get("setup_each_card", False)),
-            poll_timeout_ms=int(opts.get("poll_timeout_ms", 1000)),  # type: ignore[call-overload]
-            reconnect_delay_s=float(opts.get("reconnect_delay_ms", 500)) / 1000.0,  # type: ignore[arg-type]
-            uid_retries=int(opts.get("uid_retries", 2)),  # type: ignore[call-overload]
+            setup_each_card=o.setup_each_card,
+            poll_timeout_ms=o.poll_timeout_ms,
+            reconnect_delay_s=o.reconnect_delay_ms / 1000.0,
+            uid_retries=o.uid_retries,
             debounce_ms=profile.debounce_ms,
-            stuck_after_ms=int(opts.get("stuck_after_ms", 5000)),  # type: ignore[call-overload]
+            stuck_after_ms=o.stuck_after_ms,
         )
 
     def health(self) -> ReaderHealth:
@@ -258,37 +272,28 @@ class PcscReader(Reader):
             if self._ctx is not None:
                 scard.SCardCancel(self._ctx)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._open_context()
-                self._watch()
-            except HardwareError as exc:
-                if not self._stop.is_set():
-                    logger.warning("pcsc reader %s: %s; reconnecting", self.reader_id, exc)
-                    self._set_state(ReaderState.CONNECTING, str(exc))
-            except Exception as exc:  # a pyscard surprise must not end the worker
-                logger.exception("pcsc reader %s: unexpected error", self.reader_id)
-                self._set_state(ReaderState.CONNECTING, f"{type(exc).__name__}: {exc}")
-            finally:
-                self._close_context()
-            if not self._stop.is_set():
-                self._count("reconnects")
-                self._stop.wait(self._opts.reconnect_delay_s)
-
-    def _open_context(self) -> None:
+    def _connect(self) -> int:
         hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         if hr != scard.SCARD_S_SUCCESS:
             raise convert_error(hr, "SCardEstablishContext")
         with self._ctx_lock:
             self._ctx = ctx
+        return ctx
 
-    def _close_context(self) -> None:
+    def _describe(self, handle: int) -> str:
+        return "a PC/SC context"
+
+    def _disconnect(self, handle: int) -> None:
         with self._ctx_lock:
-            ctx, self._ctx = self._ctx, None
-        if ctx is not None:
-            scard.SCardReleaseContext(ctx)
+            self._ctx = None
+        scard.SCardReleaseContext(handle)
+
+    def _on_close(self) -> None:
         self._setup_done.clear()
+
+    def _session(self, ctx: int) -> SessionEnd | None:
+        self._watch(ctx)
+        return None
 
     def _matching_readers(self, ctx: int) -> list[str]:
         hr, names = scard.SCardListReaders(ctx, [])
@@ -310,9 +315,7 @@ class PcscReader(Reader):
         self._setup_done.intersection_update(found)
         return found
 
-    def _watch(self) -> None:
-        ctx = self._ctx
-        assert ctx is not None
+    def _watch(self, ctx: int) -> None:
         readers = self._matching_readers(ctx)
         states: dict[str, int] = {}
         pnp_state = scard.SCARD_STATE_UNAWARE
@@ -431,7 +434,3 @@ class PcscReader(Reader):
             raise convert_error(hr, f"SCardTransmit {bytes(apdu).hex().upper()}")
         traffic.debug("> %s < %s", bytes(apdu).hex(), bytes(response).hex())
         return list(response)
-
-    def _count(self, key: str) -> None:
-        self._counters[key] += 1
-        self._set_extra(key, self._counters[key])

@@ -13,19 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardware.base import HardwareError
+from hardware.options import DriverOptions
 
 logger = logging.getLogger(__name__)
-
-#: Driver keys a profile may name; :mod:`hardware.registry` maps each to a class.
-DRIVER_KEYS: tuple[str, ...] = (
-    "pcsc",
-    "em4100",
-    "serial_line",
-    "idcard_sam",
-    "camera_qr",
-    "keyboard_wedge",
-    "simulated",
-)
 
 
 def default_config_dir() -> Path:
@@ -50,7 +40,11 @@ class ProfileError(HardwareError):
 
 @dataclass(frozen=True)
 class ReaderProfile:
-    """One reader model's settings, validated. Frozen so a running driver cannot drift from its file."""
+    """One reader model's settings, validated. Frozen so a running driver cannot drift from its file.
+
+    ``options`` is an instance of the driver's own options class (``Reader.Options``), so a driver
+    reads typed fields instead of guessing at a dictionary.
+    """
 
     name: str
     driver: str
@@ -62,30 +56,17 @@ class ReaderProfile:
     framing: str | None = None
     setup_commands: list[str] = field(default_factory=list)
     debounce_ms: int = 0
-    options: dict[str, object] = field(default_factory=dict)
-
-    def option(self, key: str, default: object = None) -> object:
-        return self.options.get(key, default)
+    options: DriverOptions = field(default_factory=DriverOptions)
 
 
 def profile_from_mapping(name: str, data: dict[str, object]) -> ReaderProfile:
-    """Build a profile from an already validated mapping (also used by tests and the simulator)."""
-    match = data.get("match") or {}
-    options = data.get("options") or {}
-    setup = data.get("setup_commands") or []
-    return ReaderProfile(
-        name=name,
-        driver=str(data["driver"]),
-        reader_id=str(data.get("reader_id") or name),
-        description=str(data.get("description") or ""),
-        port=None if data.get("port") is None else str(data["port"]),
-        match={str(k): str(v) for k, v in dict(match).items()},  # type: ignore[call-overload]
-        baud=None if data.get("baud") is None else int(data["baud"]),  # type: ignore[call-overload]
-        framing=None if data.get("framing") is None else str(data["framing"]),
-        setup_commands=[str(c).replace(" ", "").upper() for c in list(setup)],  # type: ignore[call-overload]
-        debounce_ms=int(data.get("debounce_ms") or 0),  # type: ignore[call-overload]
-        options=dict(options),  # type: ignore[call-overload]
-    )
+    """A profile from a mapping shaped like the YAML file (tests, the simulator, the kiosk's stand-ins).
+
+    Checked by the same rules as a file; raises :class:`ProfileError` listing every problem.
+    """
+    from hardware.schema import profile_from_data
+
+    return profile_from_data(name, data, f"<{name}>")
 
 
 def load_profile(name_or_path: str | os.PathLike[str]) -> ReaderProfile:
@@ -104,14 +85,14 @@ def load_profile(name_or_path: str | os.PathLike[str]) -> ReaderProfile:
             f"reader profile not found / 找不到读卡器配置: {name_or_path} ({path})",
             [f"{path}:0: file not found / 文件不存在"],
         )
-    data, issues = validate_profile_file(path)
-    if issues or data is None:
+    profile, issues = validate_profile_file(path)
+    if issues or profile is None:
         lines = [str(i) for i in issues]
         raise ProfileError(
             f"invalid reader profile / 读卡器配置无效: {path}\n" + "\n".join(lines),
             lines,
         )
-    return profile_from_mapping(path.stem, data)
+    return profile
 
 
 def list_profiles(directory: str | os.PathLike[str] | None = None) -> list[ReaderProfile]:

@@ -1,37 +1,68 @@
-"""Validation of reader profiles with messages that point at a line.
+"""Validation of reader profiles with messages that point at a line, and the profile JSON Schema.
 
 Profiles are edited by hand on site, often over SSH at a kiosk, so a problem must be reported as
 ``file:line: problem`` (both languages) rather than as a Python traceback. We validate the YAML *node*
-tree (from ``yaml.compose``) because only nodes carry marks; values are built afterwards with
-``safe_load`` once the tree is known to be sound. The same rules are described for humans and other
-tools in ``firmware-config/schema/reader-profile.schema.json``.
+tree (from ``yaml.compose``) because only nodes carry marks. The rules come from declarations, not from
+tables kept here: the scalar top-level keys are the fields of :class:`ProfileFields`, the driver keys and
+each driver's options come from :mod:`hardware.registry` (``driver_key``, ``Options``, ``needs_baud``,
+``needs_device`` on the driver classes). ``firmware-config/schema/reader-profile.schema.json`` is
+generated from the same declarations (``python -m hardware.schema --write``; a test checks it is current).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import re
-from collections.abc import Callable
+import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
-from hardware.profiles import DRIVER_KEYS
+from hardware.options import DriverOptions, build_options, field_specs, json_schema_of, option
+from hardware.profiles import ReaderProfile, default_config_dir
+from hardware.registry import Drivers, discover
 
 logger = logging.getLogger(__name__)
 
-STR = "tag:yaml.org,2002:str"
-INT = "tag:yaml.org,2002:int"
-BOOL = "tag:yaml.org,2002:bool"
-NULL = "tag:yaml.org,2002:null"
-FLOAT = "tag:yaml.org,2002:float"
+SCHEMA_PATH = Path("schema") / "reader-profile.schema.json"  # under firmware-config/
 
-SERIAL_DRIVERS = ("em4100", "serial_line", "idcard_sam")
-STANDARD_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
-READER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-FRAMING_RE = re.compile(r"^[5-8][NEOMS][12]$")
+Baud = Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600]
+STANDARD_BAUDS: tuple[int, ...] = typing.get_args(Baud)
 HEX_RE = re.compile(r"^([0-9A-Fa-f]{2})+$")
+
+
+@dataclass(frozen=True)
+class ProfileFields:
+    """The scalar top-level keys of a profile (``driver``, ``match``, ``setup_commands`` and ``options``
+    have structure and are checked below)."""
+
+    reader_id: str | None = option(
+        None,
+        pattern=r"[a-z0-9][a-z0-9._-]{0,63}",
+        invalid="reader_id: lower-case letters, digits, '.', '_' or '-' / reader_id 只能含小写字母、数字、.、_、-",
+        help="Id in reads and health; defaults to the profile name.",
+    )
+    description: str = option("", help="What the reader is, for people.")
+    port: str | None = option(None, help="Device path, ideally a /dev/baodao/… udev link.")
+    baud: Baud | None = option(
+        None,
+        invalid="baud {value} is not a standard rate / 波特率 {value} 不是标准值",
+        help="Serial line speed.",
+    )
+    framing: str | None = option(
+        None, pattern=r"[5-8][NEOMS][12]", invalid="framing must look like 8N1 / framing 格式应如 8N1"
+    )
+    debounce_ms: int = option(
+        0, minimum=0, maximum=600_000, help="Repeats of one card within this are dropped."
+    )
+
+
+STRUCTURED_KEYS = ("driver", "match", "setup_commands", "options")
 
 
 @dataclass(frozen=True)
@@ -44,71 +75,18 @@ class ProfileIssue:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-# Option keys per driver: key -> (allowed YAML tags, extra check or None). ``None`` for a driver = free.
-_Check = Callable[[yaml.Node], str | None]
+# -- one representation for YAML nodes and plain mappings --------------------------------------------
+@dataclass
+class Loc:
+    """A value with the line it was on (0 for values that did not come from a file).
 
+    Mappings hold ``dict[str, Loc]`` (``key_line`` on each child), sequences ``list[Loc]``.
+    """
 
-def _one_of(*values: str) -> _Check:
-    def check(node: yaml.Node) -> str | None:
-        if node.value not in values:
-            return f"must be one of {', '.join(values)} / 取值须为 {', '.join(values)}"
-        return None
-
-    return check
-
-
-def _positive(node: yaml.Node) -> str | None:
-    return None if int(node.value) > 0 else "must be > 0 / 须大于 0"
-
-
-_KINDS = _one_of("card", "qr", "id_card")
-OPTION_SPECS: dict[str, dict[str, tuple[tuple[str, ...], _Check | None]] | None] = {
-    "pcsc": None,  # owned by the PC/SC driver; any scalar options
-    "em4100": {"uid_bytes": ((INT,), _one_of("4", "5"))},
-    "serial_line": {
-        "kind": ((STR,), _KINDS),
-        "max_line": ((INT,), _positive),
-        "strip_prefix": ((STR,), None),
-        "uppercase": ((BOOL,), None),
-        "encoding": ((STR,), None),
-    },
-    "idcard_sam": {
-        "poll_interval_ms": ((INT,), _positive),
-        "timeout_ms": ((INT,), _positive),
-    },
-    "camera_qr": {
-        "source": ((STR, INT), None),
-        "width": ((INT,), _positive),
-        "height": ((INT,), _positive),
-        "repeat_suppress_ms": ((INT,), None),
-        "decode_every": ((INT,), _positive),
-        "loop": ((BOOL,), None),
-        "realtime": ((BOOL,), None),
-    },
-    "keyboard_wedge": {
-        "input_format": ((STR,), _one_of("hex", "decimal")),
-        "byte_order": ((STR,), _one_of("msb", "lsb")),
-        "kind": ((STR,), _KINDS),
-        "grab": ((BOOL,), None),
-    },
-    "simulated": {
-        "kind": ((STR,), _KINDS),
-        "emulate": ((STR,), _one_of("em4100", "serial_line", "keyboard_wedge", "idcard_sam")),
-    },
-}
-
-TOP_KEYS = {
-    "driver",
-    "reader_id",
-    "description",
-    "port",
-    "match",
-    "baud",
-    "framing",
-    "setup_commands",
-    "debounce_ms",
-    "options",
-}
+    value: object
+    line: int
+    shape: Literal["map", "seq", "scalar"]
+    key_line: int = 0
 
 
 class _Checker:
@@ -116,190 +94,289 @@ class _Checker:
         self.file = file
         self.issues: list[ProfileIssue] = []
 
-    def add(self, node: yaml.Node | None, message: str) -> None:
-        line = node.start_mark.line + 1 if node is not None else 0
+    def add(self, line: int, message: str) -> None:
         self.issues.append(ProfileIssue(self.file, line, message))
 
-    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        """Keys of a mapping node -> (key node, value node); reports duplicates and non-string keys."""
-        if not isinstance(node, yaml.MappingNode):
-            self.add(node, f"{what} must be a mapping / {what} 须为键值映射")
+    def from_node(self, node: yaml.Node, constructor: yaml.constructor.SafeConstructor) -> Loc:
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Loc] = {}
+            for key, value in node.value:
+                key_line = key.start_mark.line + 1
+                if not isinstance(key, yaml.ScalarNode) or key.tag != "tag:yaml.org,2002:str":
+                    self.add(key_line, "keys must be text / 键须为文本")
+                    continue
+                if key.value in out:
+                    first = out[key.value].key_line
+                    self.add(key_line, f"duplicate key '{key.value}' (first on line {first}) / 重复的键")
+                    continue
+                child = self.from_node(value, constructor)
+                child.key_line = key_line
+                out[key.value] = child
+            return Loc(out, line, "map")
+        if isinstance(node, yaml.SequenceNode):
+            return Loc([self.from_node(n, constructor) for n in node.value], line, "seq")
+        return Loc(constructor.construct_object(node), line, "scalar")
+
+    def from_data(self, data: object) -> Loc:
+        if isinstance(data, dict):
+            out: dict[str, Loc] = {}
+            for key, value in data.items():
+                if not isinstance(key, str):
+                    self.add(0, f"keys must be text, got {key!r} / 键须为文本")
+                    continue
+                out[key] = self.from_data(value)
+            return Loc(out, 0, "map")
+        if isinstance(data, list | tuple):
+            return Loc([self.from_data(v) for v in data], 0, "seq")
+        return Loc(data, 0, "scalar")
+
+    def mapping(self, loc: Loc, what: str) -> dict[str, Loc]:
+        if loc.shape != "map":
+            self.add(loc.line, f"{what} must be a mapping / {what} 须为键值映射")
             return {}
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key, value in node.value:
-            if not isinstance(key, yaml.ScalarNode) or key.tag != STR:
-                self.add(key, f"keys in {what} must be text / {what} 的键须为文本")
-                continue
-            if key.value in out:
-                first = out[key.value][0].start_mark.line + 1
-                self.add(key, f"duplicate key '{key.value}' (first on line {first}) / 重复的键")
-                continue
-            out[key.value] = (key, value)
+        return typing.cast(dict[str, Loc], loc.value)
+
+    def scalars(self, items: dict[str, Loc], what: str) -> dict[str, tuple[object, int]]:
+        """name -> (value, line) for scalar children; a list or mapping where a value belongs is an error."""
+        out: dict[str, tuple[object, int]] = {}
+        for name, loc in items.items():
+            if loc.shape != "scalar":
+                self.add(loc.line, f"'{what}{name}' must be a single value / '{what}{name}' 须为单个值")
+            else:
+                out[name] = (loc.value, loc.line)
         return out
 
-    def scalar(self, node: yaml.Node, tags: tuple[str, ...], what: str) -> bool:
-        names = {STR: "text", INT: "integer", BOOL: "true/false", NULL: "null", FLOAT: "number"}
-        if isinstance(node, yaml.ScalarNode) and node.tag in tags:
-            return True
-        want = " or ".join(names[t] for t in tags)
-        self.add(node, f"'{what}' must be {want} / '{what}' 类型错误，应为 {want}")
-        return False
 
-
-def _check_top(c: _Checker, root: yaml.Node) -> None:
+# -- the rules -----------------------------------------------------------------------------------------
+def _check(c: _Checker, root: Loc, name: str, drivers: Drivers) -> ReaderProfile | None:
     keys = c.mapping(root, "profile")
-    if not keys and isinstance(root, yaml.MappingNode):
-        c.add(root, "empty profile / 配置为空")
-        return
-    for name, (key, _value) in keys.items():
-        if name not in TOP_KEYS:
-            c.add(key, f"unknown key '{name}' / 未知字段 '{name}'")
+    if root.shape == "map" and not keys and not c.issues:
+        c.add(root.line, "empty profile / 配置为空")
+        return None
+    if root.shape != "map":
+        return None
+    scalar_names = {s.name for s in field_specs(ProfileFields)}
+    for key, loc in keys.items():
+        if key not in scalar_names and key not in STRUCTURED_KEYS:
+            c.add(loc.key_line, f"unknown key '{key}' / 未知字段 '{key}'")
 
+    driver_cls = None
     if "driver" not in keys:
-        c.add(root, "missing required key 'driver' / 缺少必填字段 'driver'")
-        driver = None
+        c.add(root.line, "missing required key 'driver' / 缺少必填字段 'driver'")
     else:
-        node = keys["driver"][1]
-        driver = node.value if c.scalar(node, (STR,), "driver") else None
-        if driver is not None and driver not in DRIVER_KEYS:
-            c.add(node, f"unknown driver '{driver}'; known: {', '.join(DRIVER_KEYS)} / 未知驱动 '{driver}'")
-            driver = None
-
-    if "reader_id" in keys:
-        node = keys["reader_id"][1]
-        if c.scalar(node, (STR,), "reader_id") and not READER_ID_RE.match(node.value):
+        loc = keys["driver"]
+        if loc.shape != "scalar" or not isinstance(loc.value, str):
+            c.add(loc.line, "'driver' must be text / 'driver' 类型错误，应为文本")
+        elif loc.value not in drivers.classes:
+            known = ", ".join(drivers.keys)
             c.add(
-                node,
-                "reader_id: lower-case letters, digits, '.', '_' or '-' / reader_id 只能含小写字母、数字、.、_、-",
-            )
-    if "description" in keys:
-        c.scalar(keys["description"][1], (STR,), "description")
-    if "port" in keys:
-        c.scalar(keys["port"][1], (STR, NULL), "port")
-    if "match" in keys:
-        for mname, (_k, mval) in c.mapping(keys["match"][1], "match").items():
-            if c.scalar(mval, (STR, INT), f"match.{mname}") and mname == "reader_name":
-                try:
-                    re.compile(mval.value)
-                except re.error as exc:
-                    c.add(
-                        mval, f"match.reader_name is not a valid regular expression ({exc}) / 正则表达式无效"
-                    )
-    if "baud" in keys:
-        node = keys["baud"][1]
-        if c.scalar(node, (INT, NULL), "baud") and node.tag == INT and int(node.value) not in STANDARD_BAUDS:
-            c.add(node, f"baud {node.value} is not a standard rate / 波特率 {node.value} 不是标准值")
-    if "framing" in keys:
-        node = keys["framing"][1]
-        if c.scalar(node, (STR, NULL), "framing") and node.tag == STR and not FRAMING_RE.match(node.value):
-            c.add(node, "framing must look like 8N1 / framing 格式应如 8N1")
-    if "setup_commands" in keys:
-        node = keys["setup_commands"][1]
-        if not isinstance(node, yaml.SequenceNode):
-            c.add(
-                node, "setup_commands must be a list of hex strings / setup_commands 须为十六进制字符串列表"
+                loc.line,
+                f"unknown driver '{loc.value}'; known: {known} / 未知驱动 '{loc.value}'{drivers.unavailable_note()}",
             )
         else:
-            for item in node.value:
-                if c.scalar(item, (STR,), "setup_commands[]") and not HEX_RE.match(
-                    item.value.replace(" ", "")
-                ):
-                    c.add(item, f"'{item.value}' is not whole bytes of hex / 不是完整字节的十六进制")
-    if "debounce_ms" in keys:
-        node = keys["debounce_ms"][1]
-        if c.scalar(node, (INT,), "debounce_ms") and not 0 <= int(node.value) <= 600_000:
-            c.add(node, "debounce_ms must be 0..600000 / debounce_ms 须在 0 到 600000 之间")
+            driver_cls = drivers.classes[loc.value]
 
-    options = c.mapping(keys["options"][1], "options") if "options" in keys else {}
-    if driver is not None:
-        _check_driver(c, root, driver, keys, options)
+    given = {k: v for k, v in keys.items() if k in scalar_names}
+    fields, problems = build_options(ProfileFields, c.scalars(given, ""), prefix="")
+    for p in problems:
+        c.add(p.line, p.message)
 
+    match: dict[str, str] = {}
+    if "match" in keys:
+        for mname, (mval, mline) in c.scalars(c.mapping(keys["match"], "match"), "match.").items():
+            if isinstance(mval, bool) or not isinstance(mval, str | int):
+                c.add(mline, f"'match.{mname}' must be text or integer / 'match.{mname}' 应为文本或整数")
+                continue
+            if mname == "reader_name":
+                try:
+                    re.compile(str(mval))
+                except re.error as exc:
+                    c.add(
+                        mline, f"match.reader_name is not a valid regular expression ({exc}) / 正则表达式无效"
+                    )
+            match[mname] = str(mval)
 
-def _check_driver(
-    c: _Checker,
-    root: yaml.Node,
-    driver: str,
-    keys: dict[str, tuple[yaml.Node, yaml.Node]],
-    options: dict[str, tuple[yaml.Node, yaml.Node]],
-) -> None:
-    if driver in SERIAL_DRIVERS:
+    setup: list[str] = []
+    if "setup_commands" in keys:
+        loc = keys["setup_commands"]
+        if loc.shape != "seq":
+            c.add(
+                loc.line,
+                "setup_commands must be a list of hex strings / setup_commands 须为十六进制字符串列表",
+            )
+        else:
+            for item in typing.cast(list[Loc], loc.value):
+                text = item.value if item.shape == "scalar" else None
+                if not isinstance(text, str):
+                    c.add(
+                        item.line, "'setup_commands[]' must be text / 'setup_commands[]' 类型错误，应为文本"
+                    )
+                elif not HEX_RE.match(text.replace(" ", "")):
+                    c.add(item.line, f"'{text}' is not whole bytes of hex / 不是完整字节的十六进制")
+                else:
+                    setup.append(text.replace(" ", "").upper())
+
+    options_loc = keys.get("options")
+    option_items = c.mapping(options_loc, "options") if options_loc is not None else {}
+    options: DriverOptions | None = None
+    if driver_cls is not None:
+        key = driver_cls.driver_key
         baud = keys.get("baud")
-        if baud is None or baud[1].tag != INT:
+        if driver_cls.needs_baud and (baud is None or _scalar(baud) is None):
             c.add(
-                root if baud is None else baud[1], f"driver '{driver}' needs 'baud' / 串口驱动须设置 'baud'"
+                root.line if baud is None else baud.line,
+                f"driver '{key}' needs 'baud' / 串口驱动须设置 'baud'",
             )
-    if driver in (*SERIAL_DRIVERS, "keyboard_wedge"):
-        port = keys.get("port")
-        if (port is None or port[1].tag != STR) and "match" not in keys:
+        if driver_cls.needs_device and not isinstance(_scalar(keys.get("port")), str) and "match" not in keys:
             c.add(
-                root, f"driver '{driver}' needs 'port' or 'match' / 驱动 '{driver}' 须设置 'port' 或 'match'"
+                root.line, f"driver '{key}' needs 'port' or 'match' / 驱动 '{key}' 须设置 'port' 或 'match'"
             )
-    if driver == "camera_qr" and "source" not in options:
-        c.add(
-            keys["options"][1] if "options" in keys else root,
-            "camera_qr needs options.source / 摄像头须设置 options.source",
-        )
+        options, problems = build_options(driver_cls.Options, c.scalars(option_items, "options."), owner=key)
+        where = options_loc.line if options_loc is not None else root.line
+        for p in problems:
+            c.add(p.line or where, p.message)
 
-    spec = OPTION_SPECS.get(driver)
-    for oname, (okey, oval) in options.items():
-        if spec is None:
-            c.scalar(oval, (STR, INT, BOOL, FLOAT, NULL), f"options.{oname}")
-            continue
-        if oname not in spec:
-            c.add(
-                okey, f"unknown option '{oname}' for driver '{driver}' / 驱动 '{driver}' 没有选项 '{oname}'"
-            )
-            continue
-        tags, check = spec[oname]
-        if c.scalar(oval, tags, f"options.{oname}") and check is not None:
-            problem = check(oval)
-            if problem:
-                c.add(oval, f"options.{oname}: {problem}")
+    if c.issues or fields is None or driver_cls is None or options is None:
+        return None
+    return ReaderProfile(
+        name=name,
+        driver=driver_cls.driver_key,
+        reader_id=fields.reader_id or name,
+        description=fields.description,
+        port=fields.port,
+        match=match,
+        baud=fields.baud,
+        framing=fields.framing,
+        setup_commands=setup,
+        debounce_ms=fields.debounce_ms,
+        options=options,
+    )
+
+
+def _scalar(loc: Loc | None) -> object:
+    return loc.value if loc is not None and loc.shape == "scalar" else None
 
 
 def validate_profile_text(
-    text: str, file: str = "<profile>"
-) -> tuple[dict[str, object] | None, list[ProfileIssue]]:
-    """Validate one profile's YAML text; returns (data, issues). ``data`` is None unless issues is empty."""
+    text: str, file: str = "<profile>", name: str | None = None
+) -> tuple[ReaderProfile | None, list[ProfileIssue]]:
+    """Validate one profile's YAML text; returns (profile, issues). ``profile`` is None unless issues is empty."""
     c = _Checker(file)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None, [ProfileIssue(file, 1, "empty file / 文件为空")]
+        root = c.from_node(node, yaml.SafeLoader(""))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
         return None, [ProfileIssue(file, line, f"YAML syntax error: {exc.problem} / YAML 语法错误")]
     except yaml.YAMLError as exc:
         return None, [ProfileIssue(file, 0, f"YAML error: {exc} / YAML 错误")]
-    if root is None:
-        return None, [ProfileIssue(file, 1, "empty file / 文件为空")]
-    _check_top(c, root)
-    if c.issues:
-        return None, c.issues
-    data = yaml.safe_load(text)
-    return data, []
+    profile = _check(c, root, name or Path(file).stem, discover())
+    return (profile, []) if profile is not None and not c.issues else (None, c.issues)
 
 
-def validate_profile_file(path: str | Path) -> tuple[dict[str, object] | None, list[ProfileIssue]]:
+def validate_profile_file(path: str | Path) -> tuple[ReaderProfile | None, list[ProfileIssue]]:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [ProfileIssue(str(p), 0, f"cannot read file: {exc} / 无法读取文件")]
-    return validate_profile_text(text, str(p))
+    return validate_profile_text(text, str(p), p.stem)
 
 
-def check_yaml_syntax(path: str | Path) -> list[ProfileIssue]:
-    """For non-profile YAML under firmware-config/: only that it parses (other owners define meaning)."""
-    p = Path(path)
-    try:
-        yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        return [
-            ProfileIssue(
-                str(p), mark.line + 1 if mark else 0, f"YAML syntax error: {exc.problem} / YAML 语法错误"
-            )
-        ]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        return [ProfileIssue(str(p), 0, f"cannot read YAML: {exc} / 无法读取 YAML")]
-    return []
+def profile_from_data(name: str, data: object, file: str) -> ReaderProfile:
+    """A profile from an in-memory mapping, by the same rules as a file; raises ProfileError."""
+    from hardware.profiles import ProfileError
+
+    c = _Checker(file)
+    profile = _check(c, c.from_data(data), name, discover())
+    if profile is None or c.issues:
+        lines = [str(i) for i in c.issues]
+        raise ProfileError(f"invalid reader profile / 读卡器配置无效: {name}\n" + "\n".join(lines), lines)
+    return profile
+
+
+# -- the JSON Schema, generated --------------------------------------------------------------------------
+def json_schema(drivers: Drivers | None = None) -> dict[str, object]:
+    """The profile format as JSON Schema 2020-12, derived from the same declarations as the validator."""
+    drivers = drivers or discover()
+    scalar = typing.cast(dict[str, object], json_schema_of(ProfileFields)["properties"])
+    properties: dict[str, object] = {
+        "driver": {"enum": list(drivers.keys), "description": "Driver key: a Reader subclass's driver_key."},
+        **scalar,
+        "match": {
+            "type": "object",
+            "description": "How to find the device: vid/pid (hex), serial_number, manufacturer, product, "
+            "description (regexes); reader_name (regex) for PC/SC.",
+            "additionalProperties": {"type": ["string", "integer"]},
+        },
+        "setup_commands": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^([0-9A-Fa-f]{2} ?)+$"},
+            "description": "Hex commands sent after opening (e.g. PC/SC buzzer/LED APDUs).",
+        },
+        "options": {"type": "object", "description": "Driver-specific; see the rule for each driver."},
+    }
+    rules: list[object] = []
+    for key in drivers.keys:
+        cls = drivers.classes[key]
+        props: dict[str, object] = {"options": json_schema_of(cls.Options)}
+        then: dict[str, object] = {"properties": props}
+        required = []
+        if cls.needs_baud:
+            required.append("baud")
+            props["baud"] = {"type": "integer"}
+        if any(s.required for s in field_specs(cls.Options)):
+            required.append("options")
+        if required:
+            then["required"] = required
+        if cls.needs_device:
+            then["anyOf"] = [
+                {"required": ["port"], "properties": {"port": {"type": "string"}}},
+                {"required": ["match"]},
+            ]
+        doc = (cls.__doc__ or "").strip().splitlines()
+        rule: dict[str, object] = {
+            "if": {"required": ["driver"], "properties": {"driver": {"const": key}}},
+            "then": then,
+        }
+        if doc:
+            rule["description"] = f"{key}: {doc[0]}"
+        rules.append(rule)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://baodao.example/firmware-config/reader-profile.schema.json",
+        "title": "baodao reader profile / 读卡器配置",
+        "description": "GENERATED by `python -m hardware.schema --write` from the drivers' declarations; "
+        "do not edit. One YAML file per reader model under firmware-config/readers/; the file stem is the "
+        "profile name. Enforced (with line numbers) by `baodao hw check-config`.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["driver"],
+        "properties": properties,
+        "allOf": rules,
+    }
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print (or --write) the reader-profile JSON Schema.")
+    parser.add_argument("--write", action="store_true", help="write it under firmware-config/schema/")
+    args = parser.parse_args(argv)
+    if args.write:
+        path = default_config_dir() / SCHEMA_PATH
+        path.write_text(schema_text(), encoding="utf-8")
+        print(path, file=sys.stderr)
+    else:
+        sys.stdout.write(schema_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

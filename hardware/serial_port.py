@@ -17,16 +17,10 @@ import time
 import serial
 from serial.tools import list_ports
 
-from hardware.base import (
-    CredentialKind,
-    DeviceDisconnected,
-    DeviceNotFound,
-    ReadCallback,
-    Reader,
-    ReaderState,
-)
+from hardware.base import CredentialKind, DeviceDisconnected, DeviceNotFound, ReadCallback
 from hardware.frames import FrameResult
 from hardware.profiles import ReaderProfile
+from hardware.reconnect import ReconnectingReader, SessionEnd
 
 logger = logging.getLogger(__name__)
 traffic = logging.getLogger("hardware.traffic")
@@ -136,16 +130,16 @@ class SerialTransport:
                 s.close()
 
 
-class SerialReader(Reader):
-    """Base for serial drivers: owns the open/reconnect loop; subclasses handle bytes.
+class SerialReader(ReconnectingReader[str]):
+    """Base for serial drivers: the reconnect loop is :class:`ReconnectingReader`'s; subclasses handle bytes.
 
     A stream driver implements :meth:`_feed` (bytes in, :class:`FrameResult` list out, never raising).
     A request/response driver overrides :meth:`_session` instead.
     """
 
-    driver = "serial"
     kind: CredentialKind = CredentialKind.CARD
-    reconnect_delay = 0.5
+    needs_baud = True
+    needs_device = True
 
     def __init__(
         self,
@@ -168,49 +162,21 @@ class SerialReader(Reader):
     def _wake(self) -> None:
         self.transport.close()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._set_state(ReaderState.CONNECTING)
-            try:
-                device = self.transport.open()
-            except DeviceNotFound as exc:
-                self._set_extra("connected", 0)
-                self._note_error(str(exc))
-                self._stop.wait(self.reconnect_delay)
-                continue
-            logger.info("reader %s opened %s", self.reader_id, device)
-            # Counters first, state last: whoever sees the new state also sees counters that agree with it.
-            self._set_extra("connected", 1)
-            self._set_state(ReaderState.READY)
-            try:
-                self._session()
-            except DeviceDisconnected as exc:
-                if not self._stop.is_set():
-                    logger.warning("reader %s lost %s: %s", self.reader_id, device, exc)
-                    self._set_extra("connected", 0)
-                    self._set_extra("disconnects", int(self.health().extra.get("disconnects", 0)) + 1)
-                    self._set_state(ReaderState.CONNECTING, str(exc))
-            finally:
-                self.transport.close()
-                self._set_extra("connected", 0)
-                self._on_close()
-            self._stop.wait(self.reconnect_delay)
+    def _connect(self) -> str:
+        return self.transport.open()
 
-    def _note_error(self, message: str) -> None:
-        with self._health_lock:
-            self._health.last_error = message
+    def _disconnect(self, handle: str) -> None:
+        self.transport.close()
 
-    def _session(self) -> None:
+    def _session(self, handle: str) -> SessionEnd | None:
         while not self._stop.is_set():
             data = self.transport.read()
             if data:
                 self._handle(self._feed(data))
+        return None
 
     def _feed(self, data: bytes) -> list[FrameResult]:
         raise NotImplementedError
-
-    def _on_close(self) -> None:
-        """Forget partial frames: bytes before and after a reconnect never belong together."""
 
     def _handle(self, results: list[FrameResult]) -> None:
         for r in results:

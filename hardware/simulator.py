@@ -11,14 +11,26 @@ from __future__ import annotations
 
 import logging
 import queue
+import typing
+from dataclasses import dataclass
+from typing import Literal
 
-from hardware.base import CredentialKind, HardwareError, ReadCallback, Reader, ReaderState
+from hardware.base import CredentialKind, HardwareError, ReadCallback, Reader, ReaderState, options_as
 from hardware.frames import FrameResult
+from hardware.options import DriverOptions, option
 from hardware.profiles import ReaderProfile
 
 logger = logging.getLogger(__name__)
 
-EMULATIONS = ("em4100", "serial_line", "keyboard_wedge", "idcard_sam")
+DRIVER_KEY = "simulated"
+Emulation = Literal["em4100", "serial_line", "keyboard_wedge", "idcard_sam"]
+EMULATIONS: tuple[str, ...] = typing.get_args(Emulation)
+
+
+@dataclass(frozen=True)
+class SimulatedOptions(DriverOptions):
+    kind: CredentialKind | None = option(None, help="Accept only this kind of injected read.")
+    emulate: Emulation | None = option(None, help="Pass each value through this driver's real parser.")
 
 
 def _through_parser(emulate: str, kind: CredentialKind, value: str, display_name: str | None) -> FrameResult:
@@ -51,7 +63,10 @@ def _through_parser(emulate: str, kind: CredentialKind, value: str, display_name
 
 
 class SimulatedReader(Reader):
-    driver = "simulated"
+    """Reads arrive by inject(); for the demo and the tests."""
+
+    driver_key = DRIVER_KEY
+    Options = SimulatedOptions
 
     def __init__(
         self,
@@ -71,14 +86,8 @@ class SimulatedReader(Reader):
     def from_profile(
         cls, profile: ReaderProfile, callback: ReadCallback, port: str | None
     ) -> SimulatedReader:
-        kind = profile.options.get("kind")
-        emulate = profile.options.get("emulate")
-        return cls(
-            profile.reader_id,
-            callback,
-            kind=CredentialKind(str(kind)) if kind else None,
-            emulate=str(emulate) if emulate else None,
-        )
+        o = options_as(profile, SimulatedOptions)
+        return cls(profile.reader_id, callback, kind=o.kind, emulate=o.emulate)
 
     def inject(self, kind: CredentialKind | str, value: str, display_name: str | None = None) -> None:
         """Queue one read; raises if this reader does not produce ``kind`` (a wiring bug in a test)."""

@@ -18,19 +18,12 @@ import threading
 from typing import Any
 
 from hardware.base import HardwareError, ReadCallback, Reader
-from hardware.profiles import ProfileError, ReaderProfile, load_profile, profile_from_mapping
+from hardware.profiles import ProfileError, ReaderProfile, load_profile
 from hardware.registry import create_reader
+from hardware.simulator import SimulatedReader
 from kiosk.config import KioskConfig, ReaderConfig
 
 logger = logging.getLogger(__name__)
-
-
-def _simulated_profile(profile: ReaderProfile | None, name: str) -> ReaderProfile:
-    reader_id = profile.reader_id if profile is not None else name
-    return profile_from_mapping(
-        f"{name}-simulated",
-        {"driver": "simulated", "reader_id": reader_id, "description": f"simulated {name} / 模拟 {name}"},
-    )
 
 
 class ReaderSet:
@@ -61,10 +54,12 @@ class ReaderSet:
                     failures.append(_failure(rc.profile, "unknown", exc))
                     continue
                 profile = None
-            assert profile is not None or simulate
-            if simulate and (profile is None or profile.driver != "simulated"):
-                profile = _simulated_profile(profile, rc.profile)
-            assert profile is not None
+            if profile is None or (simulate and profile.driver != SimulatedReader.driver_key):
+                # A stand-in with the configured reader's id (or the profile's name when the profile
+                # itself cannot be loaded here), so simulated reads look like that reader's.
+                reader_id = profile.reader_id if profile is not None else rc.profile
+                readers.append(SimulatedReader(reader_id, self.callback))
+                continue
             try:
                 readers.append(create_reader(profile, self.callback, port=rc.port))
             except HardwareError as exc:
@@ -99,15 +94,16 @@ class ReaderSet:
             readers, failures = list(self.readers), list(self.failures)
         return [r.health().as_dict() for r in readers] + failures
 
-    def simulator_for(self, kind: str, reader_id: str | None = None) -> Reader | None:
+    def simulator_for(self, kind: str, reader_id: str | None = None) -> SimulatedReader | None:
         """A simulated reader that accepts ``kind`` (and has ``reader_id`` when given)."""
         with self._lock:
             readers = list(self.readers)
         for reader in readers:
-            if reader.driver != "simulated" or (reader_id is not None and reader.reader_id != reader_id):
+            if not isinstance(reader, SimulatedReader):
                 continue
-            reader_kind = getattr(reader, "kind", None)
-            if reader_kind is None or str(getattr(reader_kind, "value", reader_kind)) == kind:
+            if reader_id is not None and reader.reader_id != reader_id:
+                continue
+            if reader.kind is None or reader.kind.value == kind:
                 return reader
         return None
 

@@ -9,10 +9,10 @@ import tty
 import pytest
 from click.testing import CliRunner
 
-from hardware.cli import hw
+from baodao.check_config import hw
 from hardware.em4100 import build_frame
 
-CMD = [sys.executable, "-c", "from hardware.cli import hw; hw()"]
+CMD = [sys.executable, "-m", "baodao", "--log-level", "WARNING", "hw"]  # the command people type
 
 
 @pytest.mark.timeout(60)  # a hang guard: readline() would otherwise block the whole suite

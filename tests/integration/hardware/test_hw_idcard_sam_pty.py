@@ -132,6 +132,7 @@ def reader_on(sam):
         "idcard",
         {
             "driver": "idcard_sam",
+            "port": sam.port,
             "baud": 115200,
             "debounce_ms": 60000,
             "options": {"poll_interval_ms": 20, "timeout_ms": 300},

@@ -68,7 +68,8 @@ def run_reader():
 
     def start(mapping, link):
         reads = queue.Queue()
-        reader = create_reader(profile_from_mapping("t", mapping), reads.put, port=str(link))
+        profile = profile_from_mapping("t", {**mapping, "port": str(link)})  # a serial profile names its port
+        reader = create_reader(profile, reads.put, port=str(link))
         reader.start()
         started.append(reader)
         wait_for(lambda: reader.health().state is ReaderState.READY, "reader ready")

@@ -8,9 +8,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hardware.cli import hw
+from baodao.check_config import hw
+from hardware.em4100 import Em4100Options
 from hardware.profiles import ProfileError, default_config_dir, list_profiles, load_profile
-from hardware.registry import DRIVERS
+from hardware.registry import discover
 
 GOOD = "driver: em4100\nbaud: 9600\nport: /dev/ttyUSB0\n"
 
@@ -30,7 +31,7 @@ def test_shipped_config_passes_and_loads():
         "camera_qr",
         "keyboard_wedge",
     }
-    assert all(p.driver in DRIVERS for p in profiles)
+    assert all(p.driver in discover().classes for p in profiles)
 
 
 def test_shipped_profiles_satisfy_json_schema():
@@ -74,10 +75,12 @@ def test_directory_walk_reports_all_files(tmp_path: Path):
     (tmp_path / "readers").mkdir()
     (tmp_path / "readers/a.yaml").write_text(GOOD)
     (tmp_path / "readers/b.yaml").write_text("driver: nope\n")
-    (tmp_path / "kiosk.yaml").write_text("a: [1\n")  # not a profile: syntax only
+    (tmp_path / "other.yaml").write_text("a: [1\n")  # every YAML file is a reader profile
+    (tmp_path / "notes.txt").write_text("anything")  # not ours: listed as not checked, no error
     r = run(tmp_path)
     assert r.exit_code == 1
-    assert "b.yaml:1:" in r.output and "kiosk.yaml:2:" in r.output and "a.yaml" not in r.output
+    assert "b.yaml:1:" in r.output and "other.yaml:2:" in r.output and "a.yaml" not in r.output
+    assert "not checked: 1" in r.output
 
 
 def test_good_file_passes_and_loads(tmp_path: Path):
@@ -90,7 +93,7 @@ def test_good_file_passes_and_loads(tmp_path: Path):
         "front-rfid",
         9600,
         ["FF00400D"],
-        {"uid_bytes": 4},
+        Em4100Options(uid_bytes=4),
     )
 
 
