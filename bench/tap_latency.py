@@ -32,8 +32,8 @@ from dataclasses import replace
 from smartcard import scard
 
 from hardware.base import CredentialRead
-from hardware.profiles import load_profile
 from hardware.registry import create_reader
+from hardware.schema import load_profile
 from tests.integration.hardware.pcscd_service import (
     VPCD_READER,
     PcscdService,

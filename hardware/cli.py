@@ -17,7 +17,8 @@ from pathlib import Path
 import click
 
 from hardware.base import CredentialKind, CredentialRead, HardwareError, Reader, ReaderState
-from hardware.profiles import ProfileError, load_profile
+from hardware.profiles import ProfileError
+from hardware.schema import load_profile
 
 logger = logging.getLogger(__name__)
 

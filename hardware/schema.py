@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import typing
@@ -24,7 +25,7 @@ from typing import Literal
 import yaml
 
 from hardware.options import DriverOptions, build_options, field_specs, json_schema_of, option
-from hardware.profiles import ReaderProfile, default_config_dir
+from hardware.profiles import ProfileError, ReaderProfile, default_config_dir, default_profiles_dir
 from hardware.registry import Drivers, discover
 
 logger = logging.getLogger(__name__)
@@ -289,7 +290,6 @@ def validate_profile_file(path: str | Path) -> tuple[ReaderProfile | None, list[
 
 def profile_from_data(name: str, data: object, file: str) -> ReaderProfile:
     """A profile from an in-memory mapping, by the same rules as a file; raises ProfileError."""
-    from hardware.profiles import ProfileError
 
     c = _Checker(file)
     profile = _check(c, c.from_data(data), name, discover())
@@ -380,3 +380,47 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def profile_from_mapping(name: str, data: dict[str, object]) -> ReaderProfile:
+    """A profile from a mapping shaped like the YAML file (tests, the simulator, the kiosk's stand-ins).
+
+    Checked by the same rules as a file; raises :class:`ProfileError` listing every problem.
+    """
+    return profile_from_data(name, data, f"<{name}>")
+
+
+def load_profile(name_or_path: str | os.PathLike[str]) -> ReaderProfile:
+    """Load a profile by name (file stem under ``firmware-config/readers/``) or by path.
+
+    Raises :class:`ProfileError` listing every problem (a kiosk must not start a half-understood reader).
+    """
+    text = str(name_or_path)
+    path = Path(text)
+    if not (path.suffix in (".yaml", ".yml") or os.sep in text or path.exists()):
+        path = default_profiles_dir() / f"{text}.yaml"
+    if not path.is_file():
+        raise ProfileError(
+            f"reader profile not found / 找不到读卡器配置: {name_or_path} ({path})",
+            [f"{path}:0: file not found / 文件不存在"],
+        )
+    profile, issues = validate_profile_file(path)
+    if issues or profile is None:
+        lines = [str(i) for i in issues]
+        raise ProfileError(
+            f"invalid reader profile / 读卡器配置无效: {path}\n" + "\n".join(lines),
+            lines,
+        )
+    return profile
+
+
+def list_profiles(directory: str | os.PathLike[str] | None = None) -> list[ReaderProfile]:
+    """All valid profiles in the directory, sorted by name; invalid ones are logged and left out."""
+    root = Path(directory) if directory is not None else default_profiles_dir()
+    out: list[ReaderProfile] = []
+    for path in sorted([*root.glob("*.yaml"), *root.glob("*.yml")]):
+        try:
+            out.append(load_profile(path))
+        except ProfileError as exc:
+            logger.error("skipping reader profile %s: %s", path, "; ".join(exc.issues) or exc)
+    return out

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hardware.profiles import ProfileError, load_profile
+from hardware.profiles import ProfileError
+from hardware.schema import load_profile
 from kiosk.config import ConfigError, config_from_mapping
 
 logger = logging.getLogger(__name__)

@@ -18,8 +18,9 @@ import threading
 from typing import Any
 
 from hardware.base import HardwareError, ReadCallback, Reader
-from hardware.profiles import ProfileError, ReaderProfile, load_profile
+from hardware.profiles import ProfileError, ReaderProfile
 from hardware.registry import create_reader
+from hardware.schema import load_profile
 from hardware.simulator import SimulatedReader
 from kiosk.config import KioskConfig, ReaderConfig
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bench.qr_decode import qr_matrix
-from hardware.profiles import profile_from_mapping
 from hardware.registry import create_reader
+from hardware.schema import profile_from_mapping
 
 W, H = 640, 480
 

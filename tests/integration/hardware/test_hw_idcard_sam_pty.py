@@ -14,8 +14,8 @@ import tty
 import pytest
 
 from hardware.base import CredentialKind, ReaderState
-from hardware.profiles import profile_from_mapping
 from hardware.registry import create_reader
+from hardware.schema import profile_from_mapping
 
 PRE = bytes([0xAA, 0xAA, 0xAA, 0x96, 0x69])
 

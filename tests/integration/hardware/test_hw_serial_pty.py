@@ -14,8 +14,8 @@ import pytest
 
 from hardware.base import ReaderState
 from hardware.em4100 import build_frame
-from hardware.profiles import profile_from_mapping
 from hardware.registry import create_reader
+from hardware.schema import profile_from_mapping
 
 
 class LinkedPty:

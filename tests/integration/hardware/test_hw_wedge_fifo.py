@@ -8,8 +8,8 @@ import pytest
 
 from hardware.base import ReaderState
 from hardware.keyboard_wedge import encode_events
-from hardware.profiles import profile_from_mapping
 from hardware.registry import create_reader
+from hardware.schema import profile_from_mapping
 
 
 def wait_for(pred, what, limit=10.0):

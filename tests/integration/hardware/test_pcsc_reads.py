@@ -158,8 +158,8 @@ def _wait_until(predicate, timeout: float = 10.0, describe=lambda: "") -> None:
 
 def test_vpcd_profile_through_the_registry(pcscd, virtual_card) -> None:
     """The shipped test profile, loaded and built the way the kiosk does it."""
-    from hardware.profiles import load_profile
     from hardware.registry import create_reader
+    from hardware.schema import load_profile
     from tests.integration.hardware.collect import ReadCollector, wait_for_state
 
     reads = ReadCollector()
@@ -175,8 +175,8 @@ def test_vpcd_profile_through_the_registry(pcscd, virtual_card) -> None:
 
 
 def test_port_overrides_the_profile_reader_name(pcscd) -> None:
-    from hardware.profiles import load_profile
     from hardware.registry import create_reader
+    from hardware.schema import load_profile
     from tests.integration.hardware.collect import ReadCollector, wait_for_state
 
     reader = create_reader(load_profile("acr122u"), ReadCollector(), port="^Virtual PCD 00 01$")

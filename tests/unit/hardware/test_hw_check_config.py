@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from baodao.check_config import hw
 from hardware.em4100 import Em4100Options
-from hardware.profiles import ProfileError, default_config_dir, list_profiles, load_profile
+from hardware.profiles import ProfileError, default_config_dir
 from hardware.registry import discover
+from hardware.schema import list_profiles, load_profile
 
 GOOD = "driver: em4100\nbaud: 9600\nport: /dev/ttyUSB0\n"
 

@@ -15,9 +15,9 @@ from hardware.camera import CameraQrOptions
 from hardware.keyboard_wedge import KeyboardWedgeOptions
 from hardware.options import DriverOptions
 from hardware.pcsc import PcscOptions
-from hardware.profiles import ProfileError, ReaderProfile, profile_from_mapping
+from hardware.profiles import ProfileError, ReaderProfile
 from hardware.registry import DriverUnavailable, create_reader, discover, driver_class
-from hardware.schema import json_schema
+from hardware.schema import json_schema, profile_from_mapping
 
 HARDWARE = Path(hardware.__file__).parent
 
@@ -131,7 +131,8 @@ import logging, queue, sys
 sys.modules["cv2"] = None  # Python's own way to make an import fail
 logging.basicConfig(level=logging.ERROR, format="LOG %(name)s %(message)s")
 from hardware.registry import create_reader, discover
-from hardware.profiles import ProfileError, load_profile
+from hardware.profiles import ProfileError
+from hardware.schema import load_profile
 drivers = discover()
 print("UNAVAILABLE", sorted(drivers.unavailable))
 print("KEYS", ",".join(drivers.keys))

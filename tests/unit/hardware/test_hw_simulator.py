@@ -6,8 +6,8 @@ import pytest
 
 from hardware.base import CredentialKind, HardwareError, ReaderState
 from hardware.idcard_sam import id_check_digit
-from hardware.profiles import load_profile, profile_from_mapping
 from hardware.registry import create_reader
+from hardware.schema import load_profile, profile_from_mapping
 
 
 @pytest.fixture
