@@ -58,8 +58,21 @@ def flagged_tap(flags: Iterable[TapFlag] | None = None) -> Any:
         return false()
     padded = literal(",") + TapEvent.flags + literal(",")
     return TapEvent.flags.is_not(None) & or_(
-        *(padded.contains(f",{flag.value}{end}", autoescape=True) for flag in chosen for end in (",", ":"))
+        *(
+            padded.like(f"%,{_like_escaped(flag.value)}{end}%", escape="/")
+            for flag in chosen
+            for end in (",", ":")
+        )
     )
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally by ``LIKE … ESCAPE '/'`` (flag values hold ``_``, a LIKE wildcard).
+
+    The whole pattern is one bound value: ``contains()`` would have the database concatenate ``'%' || :p
+    || '%'`` for every flagged row and flag.
+    """
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 def queue_clause() -> Any:

@@ -48,6 +48,7 @@ VALUES: list[str | None] = [
     "unknown_member:4711",  # a flag with its detail
     "future_time,gap",  # two flags on one tap
     "reader_retry",  # not in the vocabulary: shown, never queued
+    "hash-mismatch",  # would match hash_mismatch if "_" were left a LIKE wildcard
     None,
 ]
 
