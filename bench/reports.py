@@ -2,7 +2,7 @@
 
 Seeds a fresh PostgreSQL database (``BAODAO_BENCH_PG_URL``'s server) with 77 communities (one centre and
 one kiosk each), 500 units, 13,000 members and ~1 million service sessions spread over one year, each
-with its check-in tap event (flags on a few, as a drifting clock or chain gap would leave them). Rows are
+with its check-in tap event (a ``TapFlag`` on a few, as a drifting clock would leave them). Rows are
 streamed with COPY, which is what keeps seeding near a minute on two cores. Then it times, through the
 Flask app (test client: routing, scope, query, template), the monthly per-unit hours report for the whole
 city (admin) and for one community's staff, and the review-queue page — p50/p95 over repeated requests.
@@ -29,6 +29,8 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+
+from protocol.flags import TapFlag
 
 PG_ADMIN = os.environ.get("BAODAO_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 N_COMMUNITIES = 77
@@ -149,7 +151,7 @@ def seed(url: str) -> dict[str, Any]:
                     minutes = 0 if status == "auto_closed" else rnd.randrange(30, 240)
                     seq[community] += 1
                     event = uuid.UUID(int=rnd.getrandbits(128), version=4)
-                    flags = "clock_drift" if rnd.random() < 0.003 else None
+                    flags = TapFlag.CLOCK_DRIFT.value if rnd.random() < 0.003 else None
                     sessions.append((event.hex, m, unit, community, community, event, start,
                                      None if status == "auto_closed" else start + timedelta(minutes=minutes),
                                      status, minutes, "kiosk", start))  # fmt: skip

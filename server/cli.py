@@ -33,10 +33,13 @@ def server_cmd(host: str, port: int, migrate: bool) -> None:
     运行中心服务器(开发用服务器;生产环境请用 gunicorn,见 README)。数据库由 BAODAO_DATABASE_URL 指定,
     默认为 var/ 下的 SQLite。
     """
-    from .config import load_config
+    from .config import ConfigError, load_config
     from .migrate import upgrade
 
-    config = load_config()
+    try:
+        config = load_config()
+    except ConfigError as exc:  # a bad setting is a message for the operator, not a traceback
+        raise click.ClickException(str(exc)) from None
     if migrate:
         upgrade(config["DATABASE_URL"])
     app = _app()

@@ -10,9 +10,11 @@ import logging
 import os
 import secrets
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from protocol.flags import DEFAULT_REVIEW_FLAGS, TapFlag
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,38 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "SESSION_COOKIE_SECURE": False,
 }
+
+# ---- review queue: which tap flags send a session to staff review ------------------------------------
+# A list of ``protocol.flags.TapFlag`` values (TOML list, or comma-separated in ``BAODAO_REVIEW_FLAGS``);
+# ``load_config`` turns it into a ``frozenset[TapFlag]`` and refuses an unknown value at start-up.
+DEFAULTS["REVIEW_FLAGS"] = sorted(DEFAULT_REVIEW_FLAGS)
+
+
+class ConfigError(ValueError):
+    """A configuration value the server cannot run with; the message names the key and the value."""
+
+
+def review_flags(value: str | Iterable[str] | None) -> frozenset[TapFlag]:
+    """The configured ``REVIEW_FLAGS`` as flags; an unknown value stops start-up with both languages' text.
+
+    A typo here would silently keep doubtful sessions out of review, so it is an error, not a warning.
+    """
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    flags: set[TapFlag] = set()
+    for item in items:
+        name = str(item).strip()
+        if not name:
+            continue
+        try:
+            flags.add(TapFlag(name))
+        except ValueError:
+            known = ", ".join(f.value for f in TapFlag)
+            raise ConfigError(
+                f"配置项 REVIEW_FLAGS 中的“{name}”不是已知的刷卡标记（可用：{known}）。"
+                f" / REVIEW_FLAGS names an unknown tap flag {name!r} (known: {known})."
+            ) from None
+    return frozenset(flags)
+
 
 _INT_KEYS = {"MAX_REQUEST_BYTES", "SIGNATURE_MAX_SKEW_S", "ENROL_TOKEN_TTL_S"}
 _BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
@@ -64,6 +98,7 @@ def load_config(
             config[key] = _coerce(key, value)
     if overrides:
         config.update(overrides)
+    config["REVIEW_FLAGS"] = review_flags(config["REVIEW_FLAGS"])
     for key in _SECRET_KEYS:
         if not config.get(key):
             config[key] = _persistent_secret(key)

@@ -16,7 +16,7 @@ from flask import Flask, g, redirect, render_template, request, url_for
 
 from protocol.masking import mask_name, mask_phone
 
-from . import auth, csrf, i18n
+from . import auth, csrf, i18n, reasons
 from .common import public, require_role, url_args
 from .scope import current_scope, require_write
 
@@ -78,6 +78,8 @@ def register(app: Flask) -> None:
 
     app.add_template_global(i18n.t, "t")
     app.add_template_global(i18n.get_locale, "get_locale")
+    app.add_template_global(reasons.tap_flags, "tap_flags")
+    app.add_template_global(reasons.session_reason, "session_reason")
     app.jinja_env.filters.update(
         dt=i18n.fmt_dt,
         dt_input=i18n.fmt_input,

@@ -20,12 +20,14 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
+from sqlalchemy.orm import aliased
 
-from server.models import Member, ServiceSession
+from server.models import Member, ServiceSession, TapEvent
 
 from .common import db
 from .i18n import fmt_dt, register_messages, t
 from .members import filtered_members
+from .reasons import export_text, merged_flags, session_reason
 from .scope import current_scope
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ register_messages(
         "export.col.minutes": ("计入分钟", "Credited minutes"),
         "export.col.reason": ("原因", "Reason"),
         "export.col.source": ("来源", "Source"),
+        "export.col.flags": ("刷卡标记", "Tap flags"),
     }
 )
 
@@ -142,6 +145,17 @@ def review() -> Response:
 
 
 def _session_table(name: str, stmt: Any) -> Response:
+    """Sessions as rows a person reads: status, reason and the flags of the session's two taps as text.
+
+    The taps are joined by primary key (outer: a session may have no check-out, a manual one no tap), so
+    a reviewer's spreadsheet says why a session was doubtful without a second export of tap events.
+    """
+    tap_in, tap_out = aliased(TapEvent), aliased(TapEvent)
+    stmt = (
+        stmt.add_columns(tap_in.flags, tap_out.flags)
+        .outerjoin(tap_in, tap_in.event_id == ServiceSession.check_in_event_id)
+        .outerjoin(tap_out, tap_out.event_id == ServiceSession.check_out_event_id)
+    )
     headers = [
         t(f"export.col.{k}")
         for k in (
@@ -154,12 +168,13 @@ def _session_table(name: str, stmt: Any) -> Response:
             "minutes",
             "status",
             "reason",
+            "flags",
             "source",
         )
     ]
 
     def rows() -> Iterable[list[Any]]:
-        for row, member, unit_name, centre_name in db().execute(stmt.limit(MAX_ROWS)):
+        for row, member, unit_name, centre_name, flags_in, flags_out in db().execute(stmt.limit(MAX_ROWS)):
             yield [
                 member.member_no,
                 member.name,
@@ -169,7 +184,8 @@ def _session_table(name: str, stmt: Any) -> Response:
                 fmt_dt(row.ended_at),
                 row.credited_minutes,
                 t(f"status.{row.status}"),
-                row.reason or "",
+                export_text([session_reason(row.reason)]),
+                export_text(merged_flags((flags_in, flags_out))),
                 row.source,
             ]
 

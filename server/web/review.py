@@ -10,18 +10,21 @@ aside (e.g. it would overlap another session) the page says so instead of preten
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import distinct, func, or_, select
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import distinct, false, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from protocol.flags import TapFlag
 from server.models import Correction, Member, ServiceCentre, ServiceSession, TapEvent, utcnow
 
 from . import audit
 from .common import db, form_int, paginate
 from .i18n import fmt_dt, parse_local, t
+from .reasons import merged_flags
 from .scope import Scope, current_scope, require_write
 from .sessions_view import apply_filters, filter_choices, session_rows
 
@@ -30,7 +33,6 @@ bp = Blueprint("web_review", __name__, url_prefix="/review")
 
 QUEUE_STATUSES = ("needs_review", "auto_closed")
 FLAGGED_STATUSES = ("open", "closed")  # a flagged tap queues a session only until someone decides on it
-FLAGS_REVIEWED = ("chain_gap", "clock_drift")
 SESSION_FIELDS = ("status", "started_at", "ended_at", "credited_minutes", "reason", "source")
 MAX_REASON = 500
 
@@ -39,15 +41,42 @@ class ReviewError(ValueError):
     """A decision that cannot be taken as asked; the message is shown to the person."""
 
 
-def flagged_tap() -> Any:
-    """Tap events whose flags send their session to review (the partial index ``ix_tap_events_flagged``)."""
+def review_flags() -> frozenset[TapFlag]:
+    """The flags that send a session to review: ``REVIEW_FLAGS``, validated by ``load_config``."""
+    return frozenset(current_app.config["REVIEW_FLAGS"])
+
+
+def flagged_tap(flags: Iterable[TapFlag] | None = None) -> Any:
+    """Tap events carrying one of ``flags`` (default: the configured ones), via ``ix_tap_events_flagged``.
+
+    ``flags IS NOT NULL`` lets both databases read only the partial index's few rows; each flag is then
+    matched as a whole item of the comma-separated text (``,gap,`` or ``,gap:…``), so ``hash_mismatch`` does
+    not match ``prev_hash_mismatch``. No configured flag means no tap sends a session to review.
+    """
+    chosen = sorted(review_flags() if flags is None else flags)
+    if not chosen:
+        return false()
+    padded = literal(",") + TapEvent.flags + literal(",")
     return TapEvent.flags.is_not(None) & or_(
-        *(TapEvent.flags.contains(flag, autoescape=True) for flag in FLAGS_REVIEWED)
+        *(
+            padded.like(f"%,{_like_escaped(flag.value)}{end}%", escape="/")
+            for flag in chosen
+            for end in (",", ":")
+        )
     )
 
 
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally by ``LIKE … ESCAPE '/'`` (flag values hold ``_``, a LIKE wildcard).
+
+    The whole pattern is one bound value: ``contains()`` would have the database concatenate ``'%' || :p
+    || '%'`` for every flagged row and flag.
+    """
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
 def queue_clause() -> Any:
-    """Sessions that need a person: needs-review, auto-closed, or built from a chain-gap/clock-drift tap.
+    """Sessions that need a person: needs-review, auto-closed, or built from a tap with a review flag.
 
     Used for the rows of a page: ordered by start, the first 50 matches come early in the start index.
     Counting all matches this way is slow (see ``queue_count``).
@@ -193,12 +222,15 @@ def queue() -> Any:
     s = db()
     page = paginate(s, stmt, scalars=False, count=lambda: queue_count(s, scope))
     event_ids = [e for row in page.items for e in (row[0].check_in_event_id, row[0].check_out_event_id) if e]
-    flags = dict(
-        db()
-        .execute(select(TapEvent.event_id, TapEvent.flags).where(TapEvent.event_id.in_(event_ids)))
+    stored = dict(
+        s.execute(select(TapEvent.event_id, TapEvent.flags).where(TapEvent.event_id.in_(event_ids)))
         .tuples()
         .all()
     )
+    flags = {
+        row.id: merged_flags(stored.get(e) for e in (row.check_in_event_id, row.check_out_event_id) if e)
+        for row, *_ in page.items
+    }
     return render_template(
         "review/queue.html",
         page=page,

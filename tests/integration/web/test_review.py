@@ -22,7 +22,7 @@ def test_queue_lists_auto_closed_and_flagged_sessions(client, world) -> None:
     web_session(client, world.users["staff_a"])
     page = client.get("/review").get_data(as_text=True)
     assert f'data-session="{world.a.auto_closed_session_id}"' in page
-    assert "clock_drift" in page
+    assert "终端时钟偏差大" in page  # the clock-drift flag's label (protocol.flags), not its code
     assert f'data-session="{world.a.closed_session_id}"' not in page  # ordinary closed session: not queued
 
 

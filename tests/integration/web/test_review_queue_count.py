@@ -2,7 +2,7 @@
 
 The page counts its queue in two halves (``review.queue_count``) instead of ``count(*)`` over the rows'
 query; this checks that total against the definition — review statuses, or an open/closed session with a
-chain-gap/clock-drift tap at either end — computed here in Python from the stored rows.
+tap at either end carrying a configured review flag (``DEFAULT_REVIEW_FLAGS``) — computed here in Python from the stored rows.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 
 from sqlalchemy import select
 
+from protocol.flags import DEFAULT_REVIEW_FLAGS, parse_flags
 from server.models import ServiceSession, TapEvent, utcnow
 from server.sessions.store import recompute_sessions
 from tests.factories import make_member, make_tap, utc, web_session
@@ -27,7 +28,7 @@ def _queue_ids(s, member_ids: set[int] | None = None, **where) -> set[int]:  # t
         if member_ids is not None and row.member_id not in member_ids:
             continue
         taps = [flags.get(e) or "" for e in (row.check_in_event_id, row.check_out_event_id) if e]
-        flagged = any(f in t.split(",") for t in taps for f in ("chain_gap", "clock_drift"))
+        flagged = any(e.flag in DEFAULT_REVIEW_FLAGS for t in taps for e in parse_flags(t))
         if row.status in ("needs_review", "auto_closed") or (row.status in ("open", "closed") and flagged):
             ids.add(row.id)
     return ids
@@ -44,11 +45,11 @@ def test_pager_total_matches_the_queue_definition(client, db_session, world) -> 
     a = world.a
     other = make_member(db_session, a.unit, a.community, name="甲方党员二")
     day = 5
-    # both ends flagged (counted once), only the check-out flagged, a flag that does not queue, no flag
+    # both ends flagged (counted once), only the check-out flagged, flags that do not queue, no flag
     for flag_in, flag_out in (
-        ("chain_gap", "clock_drift,chain_gap"),
+        ("gap", "clock_drift,gap"),
         (None, "clock_drift"),
-        ("reader_retry", None),
+        ("reader_retry", "unknown_member:9"),
         (None, None),
     ):
         make_tap(db_session, a.kiosk, other, utc(2025, 3, day, 1, 0), direction="in", flags=flag_in)
