@@ -121,25 +121,31 @@ def write_correction(
     ended_at: datetime | None = None,
     minutes: int | None = None,
     confirmed: bool = False,
+    pending: FormErrors | None = None,
 ) -> Correction:
     """Append one correction for ``row`` and its audit record (the caller recomputes and commits).
 
     Approve and adjust credit a span, so the span is judged first (:func:`review_forms.span_errors`,
     the one set of rules for every path); :class:`ReviewError` carries every problem found. An adjust
     states both times of the outcome (the form fills in the current ones), so the correction does not
-    depend on what the base session looks like at the next recompute.
+    depend on what the base session looks like at the next recompute. ``pending`` holds the errors the
+    form layer already found (a missing reason, a bad number): the span is still judged, so the person
+    reads every problem at once.
     """
+    errors = pending or FormErrors()
     before = audit.snapshot(row, SESSION_FIELDS)
     if action == "reject":
         after: dict[str, Any] = {"status": "rejected", "credited_minutes": 0}
     elif action in ("approve", "adjust"):
         if action == "approve" and not approvable(row):
-            raise ReviewError(t("review.cannot_approve"))
+            errors.add(t("review.cannot_approve"))
+            raise ReviewError(errors)
         start = started_at or row.started_at
         end = ended_at or row.ended_at
         if end is None:
-            raise ReviewError(FormErrors([t("review.end_required")], {"ended_at"}))
-        errors = span_errors(
+            errors.add(t("review.end_required"), "ended_at")
+            raise ReviewError(errors)
+        span = span_errors(
             s,
             centre_id=row.centre_id,
             started_at=start,
@@ -149,6 +155,7 @@ def write_correction(
             confirmed=confirmed,
             can_confirm=g.user.role == "admin",
         )
+        errors.extend(span)
         if errors:
             raise ReviewError(errors)
         if action == "approve":
@@ -163,6 +170,8 @@ def write_correction(
             }
     else:  # pragma: no cover - the routes only pass the three actions above
         raise ValueError(action)
+    if errors:
+        raise ReviewError(errors)
     correction = Correction(
         session_key=row.key,
         member_id=row.member_id,
@@ -280,9 +289,9 @@ def decide(session_id: int, action: str) -> Any:
             errors.add(t("review.adjust_needs_change"), "started_at", "ended_at", "minutes")
     kwargs["confirmed"] = confirmed_by_admin(form, scope.role)
     try:
-        if errors:
-            raise ReviewError(errors)
-        write_correction(s, row, action, reason, **kwargs)
+        if action == "adjust" and None in (kwargs["started_at"], kwargs["ended_at"]) and errors:
+            raise ReviewError(errors)  # a time that could not be read: nothing to judge
+        write_correction(s, row, action, reason, pending=errors, **kwargs)
     except ReviewError as exc:
         s.rollback()
         return detail(session_id, form={**form, "action": action}, errors=exc.errors), 400
