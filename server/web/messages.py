@@ -120,12 +120,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "该记录没有实际签退时间,不能直接确认,请使用“调整”填写时间。",
         "This session has no observed check-out and cannot be approved; use Adjust and give the times.",
     ),
-    "review.end_after_start": ("签退时间必须晚于签到时间。", "The check-out must be after the check-in."),
-    "review.minutes_range": ("时长须在 0 到 {n} 分钟之间。", "Minutes must be between 0 and {n}."),
-    "review.bad_time": ("时间格式不正确。", "The time is not valid."),
     "review.adjust_needs_change": ("请填写新的时间或时长。", "Give new times or minutes."),
-    "review.in_future": ("时间不能晚于现在。", "Times cannot be in the future."),
-    "review.unknown_member": ("找不到该党员编号。", "No member with this number."),
+    "review.unknown_member": ("找不到该党员编号或卡号。", "No member with this number or card."),
     "review.saved": ("已保存。", "Saved."),
     "review.not_applied": (
         "决定已记录,但未能生效(当前状态:{status}),可能与其他记录时间重叠,请检查。",

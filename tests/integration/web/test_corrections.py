@@ -200,7 +200,7 @@ def test_manual_entry_lists_every_error(client, db_session, world) -> None:
     body = response.get_data(as_text=True)
     assert response.status_code == 400
     assert _errors(body, "manual") == [
-        "找不到该党员编号。",
+        "找不到该党员编号或卡号。",
         "计入分钟须为不小于 0 的整数。",
         "签退时间必须晚于签到时间。",
     ]
