@@ -294,7 +294,7 @@ def decide(session_id: int, action: str) -> Any:
         write_correction(s, row, action, reason, pending=errors, **kwargs)
     except ReviewError as exc:
         s.rollback()
-        return detail(session_id, form={**form, "action": action}, errors=exc.errors), 400
+        return detail(session_id, form={**form.to_dict(), "action": action}, errors=exc.errors), 400
     key, member_id = row.key, row.member_id
     recompute(s, [member_id])
     s.commit()
