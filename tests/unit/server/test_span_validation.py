@@ -110,6 +110,15 @@ CASES: list[tuple[str, str, str, int | None, tuple[str, ...], int, set[SpanProbl
     ),
     ("exactly the maximum", "2025-03-10 06:00", "2025-03-10 16:00", None, ("2025-03-10 06:00",), 10, set()),
     (
+        "auto-closed session stretched past the maximum after its only tap",
+        "2025-03-10 06:00",
+        "2025-03-10 17:00",
+        None,
+        ("2025-03-10 06:00",),
+        10,
+        {P.ENDS_TOO_LATE, P.TOO_LONG},
+    ),
+    (
         "start just inside reach",
         "2025-03-10 01:00",
         "2025-03-10 10:00",
