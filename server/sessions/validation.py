@@ -17,8 +17,9 @@ The rules, in the order a person reads them:
 * ``minutes_out_of_range`` — credited minutes between 0 and the whole minutes of the span.
 * ``starts_too_early`` / ``ends_too_late`` — *within reach of the session's own taps*: a kiosk session's
   span may start no earlier than the centre's maximum length before its first tap and end no later than
-  the maximum after its last tap. Not overridable: a span further away is another session, which is a
-  manual entry. Manual sessions have no taps, so the rule does not apply to them.
+  the maximum after its last tap (a span further away is more likely another session, a manual entry).
+  An admin may confirm it: a member who really served 14 hours on one check-in is credited only that way.
+  Manual sessions have no taps, so the rule does not apply to them.
 * ``too_long`` — longer than the centre's maximum session length. An admin may confirm it.
 * ``other_day`` — the span touches a local day (Asia/Shanghai by default, the centre's zone) on which
   none of its taps lies; for a session without taps (manual), it starts and ends on different local days.
@@ -59,7 +60,9 @@ class SpanProblem(StrEnum):
 
 
 #: Problems an admin may confirm (the span is unusual, not impossible).
-CONFIRMABLE = frozenset({SpanProblem.TOO_LONG, SpanProblem.OTHER_DAY})
+CONFIRMABLE = frozenset(
+    {SpanProblem.STARTS_TOO_EARLY, SpanProblem.ENDS_TOO_LATE, SpanProblem.TOO_LONG, SpanProblem.OTHER_DAY}
+)
 
 
 @dataclass(frozen=True, slots=True)

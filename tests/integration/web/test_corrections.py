@@ -265,3 +265,31 @@ def test_manual_entry_for_a_member_of_another_community(client, db_session, worl
         },
     )
     assert own.status_code == 302
+
+
+def test_admin_confirms_a_long_day_on_one_check_in(client, db_session, world) -> None:
+    """The auto-closed 2025-03-04 09:00 session (cut at closing time, 21:00) really ran to 23:00: longer
+    than 12 h and beyond reach of its only tap, which an admin may confirm and staff may not."""
+    sid = world.a.auto_closed_session_id
+    form = {
+        "started_at": "2025-03-04T09:00",
+        "ended_at": "2025-03-04T23:00",
+        "reason": "活动延时",
+        "confirm_span": "1",
+    }
+    staff = client.application.test_client()
+    web_session(staff, world.users["staff_a"])
+    refused = staff.post(f"/review/{sid}/adjust", data={**form, "csrf_token": web_csrf(staff)})
+    assert [e.split("：")[0].split("。")[0] for e in _errors(refused.get_data(as_text=True), "adjust")] == [
+        "签退时间不能晚于 2025-03-04 21:00",
+        "时长超过本中心的最长时长 720 分钟",
+    ]
+    web_session(client, world.users["admin"])
+    assert (
+        client.post(f"/review/{sid}/adjust", data={**form, "csrf_token": web_csrf(client)}).status_code == 302
+    )
+    db_session.expire_all()
+    row = db_session.scalar(
+        select(ServiceSession).where(ServiceSession.key == db_session.scalar(select(Correction)).session_key)
+    )
+    assert row.status == "adjusted" and row.credited_minutes == 14 * 60
