@@ -14,9 +14,9 @@
 Views never build an unscoped query for people-facing data: lists add :meth:`Scope.clause` for the model,
 single objects come from :meth:`Scope.get_or_404`. Manual entry at a centre of one's own accepts any
 member found by exact member number or a card they hold (:meth:`Scope.on_roster` tells the page whether
-to show the full name or a masked one and ask for confirmation). An object outside the scope is answered 404 (not 403),
-so editing an id in a URL or a form field does not even reveal that the object exists. Writing by a
-read-only role is 403 (:func:`require_write`).
+to show the full name, or a masked one and ask for confirmation). An object outside the scope is
+answered 404 (not 403), so editing an id in a URL or a form field does not even reveal that the object
+exists. Writing by a read-only role is 403 (:func:`require_write`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import abort, g
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import ColumnElement, exists, false, select, true
 from sqlalchemy.orm import Session
 
 from server.models import (
@@ -114,17 +114,16 @@ class Scope:
     def served_here(self) -> ColumnElement[bool]:
         """Members with a tap or a session at this scope's centres, whatever their own community.
 
-        For community staff only (everyone else sees members exactly by :meth:`clause`); the two
-        sub-queries run on the ``community_id`` indexes of taps and sessions.
+        For community staff only (everyone else sees members exactly by :meth:`clause`). Correlated
+        ``EXISTS`` tests, so checking one member reads that member's rows through the member indexes
+        rather than every session of the community.
         """
         if self.role != "community_staff":
             return false()
         cid = self.community_id
-        return Member.id.in_(
-            select(ServiceSession.member_id).where(ServiceSession.community_id == cid)
-        ) | Member.id.in_(
-            select(TapEvent.member_id).where(TapEvent.community_id == cid, TapEvent.member_id.is_not(None))
-        )
+        return exists().where(
+            ServiceSession.member_id == Member.id, ServiceSession.community_id == cid
+        ) | exists().where(TapEvent.member_id == Member.id, TapEvent.community_id == cid)
 
     def timeline_member_or_404(self, db: Session, member_id: int) -> tuple[Member, bool]:
         """The member whose timeline is asked for and whether their whole record is in scope.
