@@ -162,6 +162,7 @@ def test_approve_and_bulk_approve_use_the_same_rules(client, db_session, world) 
         "时长超过本中心的最长时长 60 分钟。如确认无误，请勾选“管理员确认”后再保存。"
     ]
     assert _value(body, "reason", "approve") == "核对无误"
+    assert 'name="confirm_span"' in body.split('id="approve-form"')[1].split("</form>")[0]
     bulk = client.post(
         "/review/bulk-approve",
         data={
@@ -293,3 +294,16 @@ def test_admin_confirms_a_long_day_on_one_check_in(client, db_session, world) ->
         select(ServiceSession).where(ServiceSession.key == db_session.scalar(select(Correction)).session_key)
     )
     assert row.status == "adjusted" and row.credited_minutes == 14 * 60
+
+
+def test_admin_confirms_an_approval_beyond_the_maximum(client, db_session, world) -> None:
+    db_session.get(ServiceCentre, world.a.centre.id).max_session_minutes = 60
+    db_session.commit()
+    web_session(client, world.users["admin"])
+    confirmed = client.post(
+        f"/review/{world.a.closed_session_id}/approve",
+        data={"reason": "核对无误", "confirm_span": "1", "csrf_token": web_csrf(client)},
+    )
+    assert confirmed.status_code == 302
+    db_session.expire_all()
+    assert db_session.scalar(select(Correction.action)) == "approve"
