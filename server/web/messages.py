@@ -120,12 +120,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "该记录没有实际签退时间,不能直接确认,请使用“调整”填写时间。",
         "This session has no observed check-out and cannot be approved; use Adjust and give the times.",
     ),
-    "review.end_after_start": ("签退时间必须晚于签到时间。", "The check-out must be after the check-in."),
-    "review.minutes_range": ("时长须在 0 到 {n} 分钟之间。", "Minutes must be between 0 and {n}."),
-    "review.bad_time": ("时间格式不正确。", "The time is not valid."),
     "review.adjust_needs_change": ("请填写新的时间或时长。", "Give new times or minutes."),
-    "review.in_future": ("时间不能晚于现在。", "Times cannot be in the future."),
-    "review.unknown_member": ("找不到该党员编号。", "No member with this number."),
+    "review.unknown_member": ("找不到该党员编号或卡号。", "No member with this number or card."),
     "review.saved": ("已保存。", "Saved."),
     "review.not_applied": (
         "决定已记录,但未能生效(当前状态:{status}),可能与其他记录时间重叠,请检查。",
@@ -249,4 +245,76 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This member number belongs to another community.",
     ),
     "import.units_admin_only": ("只有管理员可以导入单位。", "Only administrators can import units."),
+    # corrections and members served outside their roster (review forms, timeline)
+    "review.errors_title": ("未保存，请修改以下问题：", "Not saved. Please fix the following:"),
+    "review.start_required": ("请填写签到时间。", "Give the check-in time."),
+    "review.end_required": ("请填写签退时间。", "Give the check-out time."),
+    "review.bad_start": ("签到时间格式不正确。", "The check-in time is not valid."),
+    "review.bad_end": ("签退时间格式不正确。", "The check-out time is not valid."),
+    "review.bad_minutes": (
+        "计入分钟须为不小于 0 的整数。",
+        "Minutes to credit must be a whole number, 0 or more.",
+    ),
+    "review.not_approved": (
+        "{when}（{member}）未确认：{problems}",
+        "{when} ({member}) not approved: {problems}",
+    ),
+    "span.end_not_after_start": ("签退时间必须晚于签到时间。", "The check-out must be after the check-in."),
+    "span.in_future": ("时间不能晚于现在（{now}）。", "Times cannot be later than now ({now})."),
+    "span.before_programme": (
+        "时间不能早于 {earliest}，请检查年份。",
+        "Times cannot be before {earliest}; check the year.",
+    ),
+    "span.minutes_out_of_range": (
+        "计入分钟须在 0 到 {span_minutes} 之间（签到至签退共 {span_minutes} 分钟）。",
+        "Minutes to credit must be between 0 and {span_minutes} (the whole span).",
+    ),
+    "span.starts_too_early": (
+        "签到时间不能早于 {bound}：离本记录的刷卡时间超过本中心的最长时长。如是另一次服务，请手工补录。",
+        "The check-in cannot be before {bound}: further from this session's taps than the centre's "
+        "maximum length. If it is another session, use a manual entry.",
+    ),
+    "span.ends_too_late": (
+        "签退时间不能晚于 {bound}：离本记录的刷卡时间超过本中心的最长时长。如是另一次服务，请手工补录。",
+        "The check-out cannot be after {bound}: further from this session's taps than the centre's "
+        "maximum length. If it is another session, use a manual entry.",
+    ),
+    "span.too_long": (
+        "时长超过本中心的最长时长 {max_minutes} 分钟。",
+        "The span is longer than the centre's maximum of {max_minutes} minutes.",
+    ),
+    "span.other_day": (
+        "时间超出本记录刷卡的日期（{days}）。",
+        "The span reaches beyond the day of its taps ({days}).",
+    ),
+    "span.other_day_manual": ("签到与签退不在同一天。", "The check-in and check-out are on different days."),
+    "span.needs_admin": ("只有管理员可以确认此情况。", "Only an administrator can confirm this."),
+    "span.tick_confirm": (
+        "如确认无误，请勾选“管理员确认”后再保存。",
+        "If it is right, tick “Administrator confirms” and save again.",
+    ),
+    "span.with_remedy": ("{problem}{remedy}", "{problem} {remedy}"),
+    "span.confirm": (
+        "管理员确认（允许超过最长时长或跨日）",
+        "Administrator confirms (allow longer than the maximum, or another day)",
+    ),
+    "review.member_or_card": ("党员编号或卡号", "Member number or card UID"),
+    "review.member_or_card_hint": (
+        "请输入党员编号，或其所持卡片的卡号（可在读卡器上刷卡）。",
+        "Type the member number, or the UID of a card the member holds (or tap it on the desk reader).",
+    ),
+    "review.outside_roster": (
+        "{name}（{member_no}）在其他社区报到，不在本社区名册中。请核对后勾选确认再保存。",
+        "{name} ({member_no}) reports to another community and is not on this community's roster. "
+        "Check, tick the confirmation and save again.",
+    ),
+    "review.confirm_member": (
+        "确认为该党员补录在本社区服务中心的服务",
+        "I confirm: record this member's service at this community's centre",
+    ),
+    "timeline.outside_roster": (
+        "该党员在其他社区报到：此处只显示其在本社区服务中心的刷卡与服务记录。",
+        "This member reports to another community: only taps and sessions at this community's centres "
+        "are shown.",
+    ),
 }

@@ -19,12 +19,25 @@ from sqlalchemy import distinct, false, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from protocol.flags import TapFlag
-from server.models import Correction, Member, ServiceCentre, ServiceSession, TapEvent, utcnow
+from protocol.masking import mask_name
+from server.models import Correction, Credential, Member, ServiceCentre, ServiceSession, TapEvent, utcnow
+from server.sessions.rules import whole_minutes
 
 from . import audit
+from .cards import CardError, card_hash
 from .common import db, form_int, paginate
-from .i18n import fmt_dt, parse_local, t
+from .i18n import fmt_dt, t
 from .reasons import merged_flags
+from .review_forms import (
+    FormErrors,
+    ReviewError,
+    confirmed_by_admin,
+    read_minutes,
+    read_reason,
+    read_time,
+    span_errors,
+    tap_times,
+)
 from .scope import Scope, current_scope, require_write
 from .sessions_view import apply_filters, filter_choices, session_rows
 
@@ -34,11 +47,6 @@ bp = Blueprint("web_review", __name__, url_prefix="/review")
 QUEUE_STATUSES = ("needs_review", "auto_closed")
 FLAGGED_STATUSES = ("open", "closed")  # a flagged tap queues a session only until someone decides on it
 SESSION_FIELDS = ("status", "started_at", "ended_at", "credited_minutes", "reason", "source")
-MAX_REASON = 500
-
-
-class ReviewError(ValueError):
-    """A decision that cannot be taken as asked; the message is shown to the person."""
 
 
 def review_flags() -> frozenset[TapFlag]:
@@ -132,15 +140,6 @@ def recompute(s: Session, member_ids: list[int]) -> None:
     recompute_sessions(s, member_ids, now=utcnow())
 
 
-def _reason() -> str:
-    reason = request.form.get("reason", "").strip()
-    if not reason:
-        raise ReviewError(t("review.reason_required"))
-    if len(reason) > MAX_REASON:
-        raise ReviewError(t("review.reason_too_long", n=MAX_REASON))
-    return reason
-
-
 def write_correction(
     s: Session,
     row: ServiceSession,
@@ -150,31 +149,58 @@ def write_correction(
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
     minutes: int | None = None,
+    confirmed: bool = False,
+    pending: FormErrors | None = None,
 ) -> Correction:
-    """Append one correction for ``row`` and its audit record (the caller recomputes and commits)."""
+    """Append one correction for ``row`` and its audit record (the caller recomputes and commits).
+
+    Approve and adjust credit a span, so the span is judged first (:func:`review_forms.span_errors`,
+    the one set of rules for every path); :class:`ReviewError` carries every problem found. An adjust
+    states both times of the outcome (the form fills in the current ones), so the correction does not
+    depend on what the base session looks like at the next recompute. ``pending`` holds the errors the
+    form layer already found (a missing reason, a bad number): the span is still judged, so the person
+    reads every problem at once.
+    """
+    errors = pending or FormErrors()
     before = audit.snapshot(row, SESSION_FIELDS)
-    if action == "approve":
-        if not approvable(row):
-            raise ReviewError(t("review.cannot_approve"))
-        after = {"status": "approved"}
-    elif action == "reject":
-        after = {"status": "rejected", "credited_minutes": 0}
-    elif action == "adjust":
+    if action == "reject":
+        after: dict[str, Any] = {"status": "rejected", "credited_minutes": 0}
+    elif action in ("approve", "adjust"):
+        if action == "approve" and not approvable(row):
+            errors.add(t("review.cannot_approve"))
+            raise ReviewError(errors)
         start = started_at or row.started_at
         end = ended_at or row.ended_at
-        if end is None or end <= start:
-            raise ReviewError(t("review.end_after_start"))
-        span = int((end - start).total_seconds() // 60)
-        if minutes is not None and not 0 <= minutes <= span:
-            raise ReviewError(t("review.minutes_range", n=span))
-        after = {
-            "status": "adjusted",
-            "started_at": start,
-            "ended_at": end,
-            "credited_minutes": span if minutes is None else minutes,
-        }
+        if end is None:
+            errors.add(t("review.end_required"), "ended_at")
+            raise ReviewError(errors)
+        span = span_errors(
+            s,
+            centre_id=row.centre_id,
+            started_at=start,
+            ended_at=end,
+            minutes=minutes,
+            taps=tap_times(s, (row.check_in_event_id, row.check_out_event_id)),
+            confirmed=confirmed,
+            can_confirm=g.user.role == "admin",
+        )
+        errors.extend(span)
+        if errors:
+            raise ReviewError(errors)
+        if action == "approve":
+            after = {"status": "approved"}
+        else:
+            started_at, ended_at = start, end
+            after = {
+                "status": "adjusted",
+                "started_at": start,
+                "ended_at": end,
+                "credited_minutes": whole_minutes(start, end) if minutes is None else minutes,
+            }
     else:  # pragma: no cover - the routes only pass the three actions above
         raise ValueError(action)
+    if errors:
+        raise ReviewError(errors)
     correction = Correction(
         session_key=row.key,
         member_id=row.member_id,
@@ -242,7 +268,8 @@ def queue() -> Any:
 
 
 @bp.get("/<int:session_id>")
-def detail(session_id: int) -> Any:
+def detail(session_id: int, form: Any = None, errors: FormErrors | None = None) -> Any:
+    """The session, its taps and decisions; after a refused decision, with what was typed and why."""
     scope = current_scope()
     s = db()
     row = scope.get_or_404(s, ServiceSession, session_id)
@@ -264,35 +291,42 @@ def detail(session_id: int) -> Any:
         corrections=corrections,
         approvable=approvable(row),
         can_write=scope.can_write,
+        is_admin=scope.role == "admin",
+        form=form or {},
+        errors=errors or FormErrors(),
     )
 
 
 @bp.post("/<int:session_id>/<any(approve, adjust, reject):action>")
 def decide(session_id: int, action: str) -> Any:
+    """Approve, adjust or reject one session; a refused decision shows the page again with every error
+    and the typed values (status 400), nothing written."""
     scope = require_write()
     s = db()
     row = scope.get_or_404(s, ServiceSession, session_id)
+    form = request.form
+    errors = FormErrors()
+    reason = read_reason(form, errors)
+    kwargs: dict[str, Any] = {}
+    if action == "adjust":
+        kwargs["started_at"] = read_time(form, "started_at", errors, current=row.started_at)
+        kwargs["ended_at"] = read_time(form, "ended_at", errors, current=row.ended_at)
+        kwargs["minutes"] = read_minutes(form, errors)
+        unchanged = (
+            kwargs["started_at"] == row.started_at
+            and kwargs["ended_at"] == row.ended_at
+            and kwargs["minutes"] is None
+        )
+        if unchanged and not errors and row.ended_at is not None:
+            errors.add(t("review.adjust_needs_change"), "started_at", "ended_at", "minutes")
+    kwargs["confirmed"] = confirmed_by_admin(form, scope.role)
     try:
-        reason = _reason()
-        kwargs: dict[str, Any] = {}
-        if action == "adjust":
-            try:
-                kwargs["started_at"] = parse_local(request.form.get("started_at"))
-                kwargs["ended_at"] = parse_local(request.form.get("ended_at"))
-            except ValueError as exc:
-                raise ReviewError(t("review.bad_time")) from exc
-            raw_minutes = request.form.get("minutes", "").strip()
-            if raw_minutes:
-                kwargs["minutes"] = form_int("minutes")
-                if kwargs["minutes"] is None:
-                    raise ReviewError(t("review.minutes_range", n="…"))
-            if not any(kwargs.get(k) is not None for k in ("started_at", "ended_at", "minutes")):
-                raise ReviewError(t("review.adjust_needs_change"))
-        write_correction(s, row, action, reason, **kwargs)
+        if action == "adjust" and None in (kwargs["started_at"], kwargs["ended_at"]) and errors:
+            raise ReviewError(errors)  # a time that could not be read: nothing to judge
+        write_correction(s, row, action, reason, pending=errors, **kwargs)
     except ReviewError as exc:
         s.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("web_review.detail", session_id=session_id))
+        return detail(session_id, form={**form.to_dict(), "action": action}, errors=exc.errors), 400
     key, member_id = row.key, row.member_id
     recompute(s, [member_id])
     s.commit()
@@ -302,13 +336,18 @@ def decide(session_id: int, action: str) -> Any:
 
 @bp.post("/bulk-approve")
 def bulk_approve() -> Any:
-    """Approve every ticked session that can be approved; the others are counted and left in the queue."""
+    """Approve every ticked session that can be approved; the others are counted and left in the queue.
+
+    Each span is judged like a single approval; a session refused by the rules is named with its
+    problems, the rest of the batch goes ahead.
+    """
     scope = require_write()
     s = db()
-    try:
-        reason = _reason()
-    except ReviewError as exc:
-        flash(str(exc), "error")
+    errors = FormErrors()
+    reason = read_reason(request.form, errors)
+    if errors:
+        for message in errors.messages:
+            flash(message, "error")
         return redirect(url_for("web_review.queue"))
     ids = {int(v) for v in request.form.getlist("session_id") if v.isdigit()}
     rows = list(
@@ -318,11 +357,26 @@ def bulk_approve() -> Any:
         abort(404)  # an id outside the scope (or gone): refuse the whole batch rather than guess
     done, skipped = 0, 0
     for row in rows:
-        if approvable(row):
-            write_correction(s, row, "approve", reason)
-            done += 1
-        else:
+        if not approvable(row):
             skipped += 1
+            continue
+        try:
+            with s.begin_nested():
+                write_correction(s, row, "approve", reason)
+        except ReviewError as exc:
+            skipped += 1
+            member = s.get(Member, row.member_id)
+            flash(
+                t(
+                    "review.not_approved",
+                    when=fmt_dt(row.started_at),
+                    member=member.name if member else "—",
+                    problems=" ".join(exc.errors.messages),
+                ),
+                "warn",
+            )
+            continue
+        done += 1
     if done:
         recompute(s, sorted({row.member_id for row in rows}))
     s.commit()
@@ -332,57 +386,116 @@ def bulk_approve() -> Any:
 
 @bp.route("/manual", methods=["GET", "POST"])
 def manual() -> Any:
-    """A session recorded on paper: a ``manual`` correction that the engine turns into a session."""
+    """A session recorded on paper: a ``manual`` correction that the engine turns into a session.
+
+    The member may come from another community (they served at this community's centre): they are found
+    by exact member number or a card they hold, shown masked, and saved only once confirmed.
+    """
     scope = require_write()
     s = db()
     centres = list(
         s.scalars(select(ServiceCentre).where(scope.clause(ServiceCentre)).order_by(ServiceCentre.code))
     )
+    context = {"centres": centres, "is_admin": scope.role == "admin"}
     if request.method == "GET":
-        return render_template("review/manual.html", centres=centres, form={})
+        return render_template("review/manual.html", form={}, errors=FormErrors(), visitor=None, **context)
     form = request.form
     try:
         correction = _manual_entry(s, scope)
+    except ManualVisitor as visitor:
+        s.rollback()
+        return render_template(
+            "review/manual.html", form=form, errors=visitor.errors, visitor=visitor.member, **context
+        ), 400
     except ReviewError as exc:
         s.rollback()
-        flash(str(exc), "error")
-        return render_template("review/manual.html", centres=centres, form=form), 400
+        return render_template(
+            "review/manual.html", form=form, errors=exc.errors, visitor=None, **context
+        ), 400
     recompute(s, [correction.member_id])
     s.commit()
     _outcome_message(s, f"manual:{correction.id}", "approved")
     return redirect(url_for("web_sessions.timeline", member_id=correction.member_id))
 
 
+class ManualVisitor(ReviewError):
+    """The member named is not on this community's roster: the page shows them masked and asks to confirm."""
+
+    def __init__(self, member: Member, errors: FormErrors) -> None:
+        self.member = member
+        super().__init__(errors)
+
+
+def find_entry_member(s: Session, text: str) -> Member | None:
+    """The member a manual entry names: exact member number, else the holder of an active card UID.
+
+    Exact matches only, never a search: a manual entry must not become a way to browse the city's list.
+    """
+    if not text:
+        return None
+    member = s.scalar(select(Member).where(Member.member_no == text))
+    if member is not None:
+        return member
+    try:
+        value_hash, _label = card_hash(text)
+    except CardError:
+        return None
+    return s.scalar(
+        select(Member)
+        .join(Credential, Credential.member_id == Member.id)
+        .where(Credential.kind == "card", Credential.value_hash == value_hash, Credential.status == "active")
+    )
+
+
 def _manual_entry(s: Session, scope: Scope) -> Correction:
-    reason = _reason()
-    member_no = request.form.get("member_no", "").strip()
-    member = s.scalar(select(Member).where(Member.member_no == member_no, scope.clause(Member)))
-    if member is None:
-        raise ReviewError(t("review.unknown_member"))
+    form = request.form
     centre_id = form_int("centre_id")
     if not scope.allows(s, ServiceCentre, centre_id):
         abort(404)
     centre = s.get(ServiceCentre, centre_id)
     assert centre is not None
-    try:
-        start = parse_local(request.form.get("started_at"))
-        end = parse_local(request.form.get("ended_at"))
-    except ValueError as exc:
-        raise ReviewError(t("review.bad_time")) from exc
-    if start is None or end is None or end <= start:
-        raise ReviewError(t("review.end_after_start"))
-    if end > utcnow():
-        raise ReviewError(t("review.in_future"))
-    span = int((end - start).total_seconds() // 60)
-    minutes = form_int("minutes") if request.form.get("minutes", "").strip() else None
-    if minutes is not None and not 0 <= minutes <= span:
-        raise ReviewError(t("review.minutes_range", n=span))
+    errors = FormErrors()
+    reason = read_reason(form, errors)
+    member = find_entry_member(s, form.get("member_no", "").strip())
+    if member is None:
+        errors.add(t("review.unknown_member"), "member_no")
+    start = read_time(form, "started_at", errors)
+    end = read_time(form, "ended_at", errors)
+    if start is None and "started_at" not in errors.fields:
+        errors.add(t("review.start_required"), "started_at")
+    if end is None and "ended_at" not in errors.fields:
+        errors.add(t("review.end_required"), "ended_at")
+    minutes = read_minutes(form, errors)
+    if start is not None and end is not None:
+        errors.extend(
+            span_errors(
+                s,
+                centre_id=centre.id,
+                started_at=start,
+                ended_at=end,
+                minutes=minutes,
+                taps=[],
+                confirmed=confirmed_by_admin(form, scope.role),
+                can_confirm=scope.role == "admin",
+            )
+        )
+    # A visitor is saved only when the confirmation names this very member (the number may have changed).
+    if member is not None and not scope.on_roster(s, member) and form.get("confirm_member") != str(member.id):
+        visitor = FormErrors(
+            [t("review.outside_roster", name=mask_name(member.name), member_no=member.member_no)],
+            {"member_no"},
+        )
+        visitor.extend(errors)
+        raise ManualVisitor(member, visitor)
+    if errors:
+        raise ReviewError(errors)
+    assert member is not None and start is not None and end is not None
     after = {
         "status": "approved",
         "source": "manual",
         "started_at": start,
         "ended_at": end,
-        "credited_minutes": span if minutes is None else minutes,
+        "credited_minutes": whole_minutes(start, end) if minutes is None else minutes,
     }
     correction = Correction(
         session_key=None,

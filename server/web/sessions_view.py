@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, literal, or_, select
 
 from server.models import Correction, Member, ServiceCentre, ServiceSession, TapEvent, Unit
 from server.models.sessions import SESSION_STATUSES
@@ -36,11 +36,15 @@ def _date_arg(name: str) -> date | None:
 
 
 def session_rows(scope: Scope) -> Select[Any]:
-    """Sessions in scope joined with what a list shows (member, unit, centre)."""
+    """Sessions in scope joined with what a list shows (member, unit, centre).
+
+    The unit's name only where the unit is in scope: a session at this community's centre of a member of
+    another community shows the member but not their unit (that is the rest of the member's record).
+    """
     return (
-        select(ServiceSession, Member, Unit.name, ServiceCentre.name)
+        select(ServiceSession, Member, func.coalesce(Unit.name, literal("—")), ServiceCentre.name)
         .join(Member, Member.id == ServiceSession.member_id)
-        .join(Unit, Unit.id == ServiceSession.unit_id)
+        .outerjoin(Unit, (Unit.id == ServiceSession.unit_id) & scope.clause(Unit))
         .join(ServiceCentre, ServiceCentre.id == ServiceSession.centre_id)
         .where(scope.clause(ServiceSession))
     )
@@ -103,10 +107,15 @@ def index() -> Any:
 
 @bp.get("/members/<int:member_id>/timeline")
 def timeline(member_id: int) -> Any:
-    """Taps and sessions of one member, newest first, so staff can see why a session looks as it does."""
+    """Taps and sessions of one member, newest first, so staff can see why a session looks as it does.
+
+    Staff see the timeline of a member of another community who served at their centres, limited (like
+    every list) by the scope's clauses to the taps, sessions and corrections at their centres; the page
+    then shows neither the member's unit nor a link to their details (see ``Scope.timeline_member_or_404``).
+    """
     scope = current_scope()
     s = db()
-    member = scope.get_or_404(s, Member, member_id)
+    member, whole_record = scope.timeline_member_or_404(s, member_id)
     taps = list(
         s.execute(
             select(TapEvent, ServiceCentre.name)
@@ -132,7 +141,7 @@ def timeline(member_id: int) -> Any:
             .limit(TIMELINE_LIMIT)
         )
     )
-    unit = s.get(Unit, member.unit_id)
+    unit = s.get(Unit, member.unit_id) if whole_record else None
     return render_template(
         "sessions/timeline.html",
         member=member,
@@ -140,4 +149,5 @@ def timeline(member_id: int) -> Any:
         taps=taps,
         sessions=sessions,
         corrections=corrections,
+        whole_record=whole_record,
     )

@@ -31,7 +31,7 @@ def test_approve_writes_correction_audit_and_recomputes(client, db_session, worl
     taps_before = _taps(db_session)
     sid = world.a.closed_session_id
     missing = client.post(f"/review/{sid}/approve", data={"reason": " ", "csrf_token": web_csrf(client)})
-    assert missing.status_code == 302
+    assert missing.status_code == 400 and "请填写理由。" in missing.get_data(as_text=True)
     assert db_session.scalar(select(func.count()).select_from(Correction)) == 0
     response = client.post(
         f"/review/{sid}/approve", data={"reason": "签退正常", "csrf_token": web_csrf(client)}
@@ -56,7 +56,7 @@ def test_adjust_auto_closed_session_with_new_times(client, db_session, world) ->
     web_session(client, world.users["staff_a"])
     sid = world.a.auto_closed_session_id
     approve = client.post(f"/review/{sid}/approve", data={"reason": "x", "csrf_token": web_csrf(client)})
-    assert approve.status_code == 302
+    assert approve.status_code == 400
     assert (
         db_session.scalar(select(func.count()).select_from(Correction)) == 0
     )  # cannot approve a guessed end

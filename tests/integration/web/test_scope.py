@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from protocol.flags import TapFlag
 from server.models import AuditRecord, Community, Correction, Member, ServiceSession, Unit
 from tests.conftest import TEST_KEYS
 from tests.factories import web_csrf, web_login, web_session
@@ -171,3 +172,118 @@ def test_read_only_roles_cannot_write(client, world) -> None:
         )
         assert response.status_code in (403, 404)
         assert c.get("/members/new").status_code == 403
+
+
+# ---- a member of community A who served at community B's centre ----------------------------------------
+
+VISITOR_PHONE = "13987654321"
+#: Text of member A's record that staff of B must never see: phone (plain and masked), unit, A's centre.
+VISITOR_PRIVATE = (VISITOR_PHONE, "139****4321", "甲方单位", "甲方服务中心")
+
+
+@pytest.fixture
+def visitor(db_session, world):  # type: ignore[no-untyped-def]
+    """Member A (phone changed so it differs from B's) with two sessions at B's centre, besides the two
+    sessions at A's own centre that the world gave them. Returns the ids of the sessions at B."""
+    from server.models import utcnow
+    from server.sessions.store import recompute_sessions
+    from tests.factories import make_tap, utc
+
+    member = db_session.get(Member, world.a.member.id)
+    member.phone = VISITOR_PHONE
+    kiosk_b = world.b.kiosk
+    # 2025-03-06 09:00-10:30 and 2025-03-07 14:00-15:00 local at B's centre.
+    make_tap(
+        db_session, kiosk_b, member, utc(2025, 3, 6, 1, 0), direction="in", flags=TapFlag.OUTSIDE_ROSTER.value
+    )
+    make_tap(db_session, kiosk_b, member, utc(2025, 3, 6, 2, 30), direction="out")
+    make_tap(db_session, kiosk_b, member, utc(2025, 3, 7, 6, 0), direction="in")
+    make_tap(db_session, kiosk_b, member, utc(2025, 3, 7, 7, 0), direction="out")
+    recompute_sessions(db_session, [member.id], now=utcnow())
+    db_session.commit()
+    at_b = set(
+        db_session.scalars(
+            select(ServiceSession.id).where(
+                ServiceSession.member_id == member.id, ServiceSession.centre_id == world.b.centre.id
+            )
+        )
+    )
+    assert len(at_b) == 2
+    return at_b
+
+
+def _review_links(body: str) -> set[int]:
+    import re
+
+    return {int(m) for m in re.findall(r'/review/(\d+)"', body)}
+
+
+def test_staff_of_b_see_exactly_the_visitors_sessions_at_b(app, client, db_session, world, visitor) -> None:
+    """Staff of B: the visitor's timeline lists exactly the sessions at B's centre (and the taps there);
+    every other route that names the member is 404, and no page shows the member's phone, unit, or
+    anything at A's centre."""
+    web_session(client, world.users["staff_b"])
+    a_sessions = {world.a.closed_session_id, world.a.auto_closed_session_id}
+    timeline = client.get(f"/members/{world.a.member.id}/timeline")
+    body = timeline.get_data(as_text=True)
+    assert timeline.status_code == 200
+    assert "甲方党员" in body and 'id="outside-roster"' in body
+    assert _review_links(body) == visitor
+    assert body.count("乙方服务中心") == 2 + 4  # two sessions and four taps, all at B's centre
+    for session_id in visitor:
+        assert client.get(f"/review/{session_id}").status_code == 200
+    failures = []
+    for endpoint, _rule, method in ROUTES:
+        with app.test_request_context():
+            from flask import url_for
+
+            arguments = app.url_map._rules_by_endpoint[endpoint][0].arguments
+            if "member_id" not in arguments and method == "POST":
+                continue
+            args = {name: ARGUMENTS[name](world) for name in arguments}
+            if "member_id" in args:
+                args["member_id"] = world.a.member.id
+            if "session_id" in args:
+                args["session_id"] = min(visitor)
+            url = url_for(endpoint, **args)
+        before = _fingerprint(db_session, world)
+        if method == "GET":
+            response = client.get(url)
+        else:
+            response = client.post(url, data=_hostile_form(world, web_csrf(client)))
+        text = response.get_data(as_text=True)
+        if (
+            "member_id" in args
+            and endpoint != "web_sessions.timeline"
+            and response.status_code not in (403, 404)
+        ):
+            failures.append(f"{method} {url} answered {response.status_code}")
+        if leaked := [p for p in VISITOR_PRIVATE if p in text] + sorted(_review_links(text) & a_sessions):
+            failures.append(f"{method} {url} shows {leaked}")
+        if before[:-1] != _fingerprint(db_session, world)[:-1]:
+            failures.append(f"{method} {url} changed something")
+    assert failures == []
+    members = client.get("/members").get_data(as_text=True)
+    assert "甲方党员" not in members  # a visitor is not listed among B's members
+
+
+def test_staff_of_a_and_visitors_without_service_stay_apart(client, world, visitor) -> None:
+    """The counterpart: staff of A still do not see the sessions at B; staff of B get 404 for a member of
+    A who never served at B (B's own member from the world is the control)."""
+    web_session(client, world.users["staff_a"])
+    own = client.get(f"/members/{world.a.member.id}/timeline").get_data(as_text=True)
+    assert _review_links(own) == {world.a.closed_session_id, world.a.auto_closed_session_id}
+    assert "乙方" not in own
+    other = client.application.test_client()
+    web_session(other, world.users["staff_b"])
+    with client.application.app_context():
+        from server.web.common import db
+
+        s = db()
+        from tests.factories import make_member
+
+        stranger = make_member(s, s.get(Unit, world.a.unit.id), s.get(Community, world.a.community.id))
+        s.commit()
+        stranger_id = stranger.id
+    assert other.get(f"/members/{stranger_id}/timeline").status_code == 404
+    assert other.get(f"/members/{world.b.member.id}/timeline").status_code == 200
