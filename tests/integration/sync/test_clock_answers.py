@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -21,75 +19,11 @@ import pytest
 from kiosk.client import BadResponse, ClientError, ClockOffset, KioskClient, ServerError
 from protocol.messages import BatchAck
 
+from .scripted_server import ScriptedServer, ack_body, response
+
 SECRET = bytes(range(32))
 EMPTY_BATCH = b'{"events": []}'
 HOURS = 3 * 3600.0
-
-Answer = Callable[[], bytes]
-
-
-def _ack(server_time: float) -> bytes:
-    ack = BatchAck(
-        accepted=[],
-        duplicates=[],
-        chain="ok",
-        head_seq=0,
-        server_time=datetime.fromtimestamp(server_time, UTC),
-    )
-    return ack.to_json_bytes()
-
-
-def _response(body: bytes, *, status: str = "200 OK", date: str | None = None) -> bytes:
-    date = date if date is not None else email.utils.formatdate(usegmt=True)
-    head = (
-        f"HTTP/1.1 {status}\r\nDate: {date}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-class ScriptedServer:
-    """Answers each connection with the next scripted bytes, then closes it (a cut when they end early)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.script: list[Answer] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                length = next(
-                    (
-                        int(line.split(b":", 1)[1])
-                        for line in head.split(b"\r\n")
-                        if line.lower().startswith(b"content-length:")
-                    ),
-                    0,
-                )
-                while len(body) < length:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    body += chunk
-                answer = self.script.pop(0) if self.script else (lambda: _response(_ack(time.time())))
-                conn.sendall(answer())
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -103,7 +37,7 @@ def server() -> Iterator[ScriptedServer]:
 def client(server: ScriptedServer) -> Iterator[KioskClient]:
     c = KioskClient(f"http://127.0.0.1:{server.port}", "K-TEST", SECRET, offset=ClockOffset(clock=time.time))
     # a true server clock 1.0 s ahead of ours: the estimate every test starts from
-    server.script.append(lambda: _response(_ack(time.time() + 1.0)))
+    server.script.append(lambda _b: response(ack_body(time.time() + 1.0)))
     c.upload_events(EMPTY_BATCH)
     yield c
     c.close()
@@ -120,7 +54,7 @@ def test_a_connection_cut_inside_the_date_header_does_not_move_the_clock(server,
     now = email.utils.formatdate(usegmt=True)  # e.g. "Tue, 01 Dec 2026 21:54:07 GMT"
     cut_at = now.index(":") + 2  # "…21:5": parses as 21:05
     server.script.append(
-        lambda: f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: {now[:cut_at]}".encode()
+        lambda _b: f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: {now[:cut_at]}".encode()
     )
     with caplog.at_level(logging.WARNING, logger="kiosk.client"), pytest.raises(ClientError):
         client.upload_events(EMPTY_BATCH)
@@ -134,13 +68,13 @@ def test_a_date_without_zone_is_never_read_as_local_time(server, client):
     zoneless = time.strftime("%a, %d %b %Y %H:%M:%S", time.gmtime(time.time() + 8 * 3600))
     # an error page from a proxy, complete, with a zoneless Date eight hours away
     server.script.append(
-        lambda: _response(b"<html>bad gateway</html>", status="502 Bad Gateway", date=zoneless)
+        lambda _b: response(b"<html>bad gateway</html>", status="502 Bad Gateway", date=zoneless)
     )
     with pytest.raises(ServerError):
         client.upload_events(EMPTY_BATCH)
     assert client.offset.offset_ms == before
     # a complete, valid answer: its body's time counts, its zoneless Date does not
-    server.script.append(lambda: _response(_ack(time.time() + 1.0), date=zoneless))
+    server.script.append(lambda _b: response(ack_body(time.time() + 1.0), date=zoneless))
     client.upload_events(EMPTY_BATCH)
     assert abs(client.offset.current_ms() - 1000) < 500
 
@@ -148,12 +82,12 @@ def test_a_date_without_zone_is_never_read_as_local_time(server, client):
 def test_an_answer_that_is_not_the_expected_message_does_not_move_the_clock(server, client):
     before = _baseline(client)
     wrong = datetime.fromtimestamp(time.time() + HOURS, UTC).isoformat().encode()
-    server.script.append(lambda: _response(b'{"server_time": "' + wrong + b'"}'))  # no BatchAck
+    server.script.append(lambda _b: response(b'{"server_time": "' + wrong + b'"}'))  # no BatchAck
     with pytest.raises(BadResponse):
         client.upload_events(EMPTY_BATCH)
     # an answer with a zoneless time where the call expects any JSON object
     zoneless = datetime.fromtimestamp(time.time() + HOURS, UTC).replace(tzinfo=None).isoformat()
-    server.script.append(lambda: _response(f'{{"server_time": "{zoneless}"}}'.encode()))
+    server.script.append(lambda _b: response(f'{{"server_time": "{zoneless}"}}'.encode()))
     client.command_results([])
     assert client.offset.offset_ms == before
     assert client.bad_answers == 1
@@ -161,21 +95,21 @@ def test_an_answer_that_is_not_the_expected_message_does_not_move_the_clock(serv
 
 def test_an_answer_to_an_unsigned_request_does_not_move_the_clock(server, client):
     before = _baseline(client)
-    server.script.append(lambda: _response(_ack(time.time() + HOURS)))
+    server.script.append(lambda _b: response(ack_body(time.time() + HOURS)))
     client._call("POST", "/api/v1/kiosk/events", EMPTY_BATCH, BatchAck, signed=False)
     assert client.offset.offset_ms == before
 
 
 def test_an_implausible_jump_is_refused_until_a_second_answer_confirms_it(server, client):
     before = _baseline(client)
-    server.script.append(lambda: _response(_ack(time.time() + HOURS)))
+    server.script.append(lambda _b: response(ack_body(time.time() + HOURS)))
     client.upload_events(EMPTY_BATCH)
     assert client.offset.offset_ms == before and client.offset.jumps_held == 1
-    server.script.append(lambda: _response(_ack(time.time() + 1.0)))  # the next one agrees with the old
+    server.script.append(lambda _b: response(ack_body(time.time() + 1.0)))  # the next one agrees with the old
     client.upload_events(EMPTY_BATCH)
     assert abs(client.offset.current_ms() - before) < 500
     # a device clock that really was stepped: two answers in a row agree, and the kiosk follows
-    server.script.extend([lambda: _response(_ack(time.time() + HOURS))] * 2)
+    server.script.extend([lambda _b: response(ack_body(time.time() + HOURS))] * 2)
     client.upload_events(EMPTY_BATCH)
     assert abs(client.offset.current_ms() - before) < 500
     client.upload_events(EMPTY_BATCH)
@@ -190,7 +124,7 @@ def test_the_servers_clock_skew_refusal_still_corrects_a_wrong_clock(server, cli
         f'{{"code": "clock_skew", "message": "clock skew", "message_zh": "终端时钟偏差过大", '
         f'"server_time": "{true_time}"}}'
     ).encode()
-    server.script.append(lambda: _response(refusal, status="401 Unauthorized"))
-    server.script.append(lambda: _response(_ack(time.time() + HOURS)))
+    server.script.append(lambda _b: response(refusal, status="401 Unauthorized"))
+    server.script.append(lambda _b: response(ack_body(time.time() + HOURS)))
     client.upload_events(EMPTY_BATCH)
     assert abs(client.offset.current_ms() - HOURS * 1000) < 1500
