@@ -52,8 +52,14 @@ class ChainFinding:
     def flag(self) -> TapFlag:
         return TapFlag(self.reason.value)
 
-    def describe(self) -> tuple[str, str]:
-        """(Chinese, English) one-line text for a person."""
+    def describe(self, *, short: bool = False) -> tuple[str, str]:
+        """(Chinese, English) one-line text for a person; ``short`` cuts hashes to their first 12 digits
+        (enough to tell them apart on a page; the command prints them whole, for comparison)."""
+
+        def cut(value: str) -> str:
+            return f"{value[:12]}…" if short and len(value) == 64 else value
+
+        expected, got = cut(self.expected), cut(self.got)
         where_zh = f"第 {self.position} 条（序号 {self.seq if self.seq is not None else '?'}）"
         where_en = f"position {self.position} (seq {self.seq if self.seq is not None else '?'})"
         if self.reason is BreakReason.GAP:
@@ -62,8 +68,8 @@ class ChainFinding:
                 f"{where_en}: {self.flag.label_en}, seq {self.expected} missing",
             )
         return (
-            f"{where_zh}：{self.flag.label_zh}（应为 {self.expected}，实为 {self.got}）",
-            f"{where_en}: {self.flag.label_en} (expected {self.expected}, got {self.got})",
+            f"{where_zh}：{self.flag.label_zh}（应为 {expected}，实为 {got}）",
+            f"{where_en}: {self.flag.label_en} (expected {expected}, got {got})",
         )
 
 

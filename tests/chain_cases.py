@@ -68,5 +68,6 @@ def build_chain_cases(client: Any, db: Session) -> ChainCases:
         {"k": gapped.id, "h": "ab" * 32},
     )
     tamper(engine, "DELETE FROM tap_events WHERE kiosk_id = :k AND seq = 3", {"k": deleted.id})
-    db.expire_all()
+    for kiosk in (intact, gapped, deleted):
+        db.refresh(kiosk)  # what ingest wrote (chain head), loaded for use after the session closes
     return ChainCases(intact, gapped, deleted)
