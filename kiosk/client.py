@@ -11,8 +11,9 @@ is ``offset = server_time - (t0 + t1) / 2``, wrong by at most half the round tri
 the one with the shortest round trip wins (NTP's clock filter): a slow, congested exchange measures
 badly.
 
-Which answers may move the clock: only a complete answer to a *signed* request that validated as the
-expected message, from its body's ``server_time`` (sub-second precision). Never the HTTP ``Date``
+Which answers may move the clock: only a complete answer to an authenticated request — a signed one, or
+the enrolment, which the one-time token authenticates and whose time seeds the offset — that validated
+as the expected message, from its body's ``server_time`` (sub-second precision). Never the HTTP ``Date``
 header: a connection cut inside the headers leaves ``http.client`` a status 200 and a truncated ``Date``
 (``"…21:5"`` parses as 21:05; a ``Date`` without zone is read as local time), and once adopted that
 offset was stamped on every later tap and used as the QR clock. The one exception is the server's
@@ -289,7 +290,9 @@ class KioskClient:
     # -- API calls ---------------------------------------------------------------------------------
     def enrol(self, request: EnrolRequest) -> EnrolResponse:
         """Trade a one-time token for the kiosk's identity (the only unsigned call)."""
-        return self._call("POST", ENROL_PATH, request.to_json_bytes(), EnrolResponse, signed=False)
+        return self._call(
+            "POST", ENROL_PATH, request.to_json_bytes(), EnrolResponse, signed=False, measure=True
+        )
 
     def upload_events(self, body: bytes | EventBatch) -> BatchAck:
         """Upload one batch; the answer comes only after the server committed it."""
@@ -319,18 +322,31 @@ class KioskClient:
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _call(
-        self, method: str, path: str, body: bytes, model: type[M] | None, *, signed: bool = True
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        model: type[M] | None,
+        *,
+        signed: bool = True,
+        measure: bool | None = None,
     ) -> Any:
-        """Send, and on ``clock_skew`` correct the offset from the error and send once more."""
+        """Send, and on ``clock_skew`` correct the offset from the error and send once more.
+
+        ``measure``: whether a valid answer may set the clock offset (default: when the call is signed).
+        """
+        measure = signed if measure is None else measure
         try:
-            return self._send(method, path, body, model, signed=signed)
+            return self._send(method, path, body, model, signed=signed, measure=measure)
         except ServerError as exc:
             if exc.code == "clock_skew" and signed:
                 logger.warning("server says our clock is off; corrected offset, retrying")
-                return self._send(method, path, body, model, signed=signed)
+                return self._send(method, path, body, model, signed=signed, measure=measure)
             raise
 
-    def _send(self, method: str, path: str, body: bytes, model: type[M] | None, *, signed: bool) -> Any:
+    def _send(
+        self, method: str, path: str, body: bytes, model: type[M] | None, *, signed: bool, measure: bool
+    ) -> Any:
         headers = {"Content-Type": "application/json"}
         if signed:
             if self.kiosk_id is None or self.secret is None:
@@ -378,7 +394,9 @@ class KioskClient:
                 raise self._bad_answer(
                     method, path, resp, f"unexpected answer: {exc.error_count()} problems"
                 ) from exc
-        if signed:  # complete, valid and an answer to a signed request: only now may it set the clock
+        if (
+            measure
+        ):  # complete, valid and an answer to an authenticated request: only now may it set the clock
             server = _timestamp(data.get("server_time")) if isinstance(data, dict) else None
             if server is not None:
                 self.offset.add_sample(server, t0, t1, precise=True)

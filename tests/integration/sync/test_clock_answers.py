@@ -17,12 +17,27 @@ from datetime import UTC, datetime
 import pytest
 
 from kiosk.client import BadResponse, ClientError, ClockOffset, KioskClient, ServerError
-from protocol.messages import BatchAck
+from protocol.messages import BatchAck, EnrolRequest, EnrolResponse
+from protocol.messages.enrolment import CentreInfo
 
 from .scripted_server import ScriptedServer, ack_body, response
 
 SECRET = bytes(range(32))
 EMPTY_BATCH = b'{"events": []}'
+ENROL = EnrolRequest(token="t" * 16, device_name="test kiosk", software_version="0.1.0")
+
+
+def _enrolled(server_time: float) -> bytes:
+    centre = CentreInfo(centre_id=1, name="测试中心", community_id=1, community_name="测试社区")
+    return EnrolResponse(
+        kiosk_id="K-TEST",
+        kiosk_secret="ab" * 32,
+        credential_key="cd" * 32,
+        centre=centre,
+        server_time=datetime.fromtimestamp(server_time, UTC),
+    ).to_json_bytes()
+
+
 HOURS = 3 * 3600.0
 
 
@@ -93,11 +108,23 @@ def test_an_answer_that_is_not_the_expected_message_does_not_move_the_clock(serv
     assert client.bad_answers == 1
 
 
-def test_an_answer_to_an_unsigned_request_does_not_move_the_clock(server, client):
+def test_an_unsigned_call_moves_the_clock_only_when_it_is_the_enrolment(server, client):
+    """The enrolment (authenticated by its one-time token) seeds the offset; any other unsigned call does
+    not, and a cut enrolment answer does not either."""
     before = _baseline(client)
     server.script.append(lambda _b: response(ack_body(time.time() + HOURS)))
     client._call("POST", "/api/v1/kiosk/events", EMPTY_BATCH, BatchAck, signed=False)
     assert client.offset.offset_ms == before
+    fresh = KioskClient(client.base_url, offset=ClockOffset(clock=time.time))
+    cut = email.utils.formatdate(usegmt=True)[:20]
+    server.script.append(lambda _b: f"HTTP/1.1 200 OK\r\nDate: {cut}".encode())
+    with pytest.raises(ClientError):
+        fresh.enrol(ENROL)
+    assert fresh.offset.offset_ms is None
+    server.script.append(lambda _b: response(_enrolled(time.time() + HOURS)))
+    fresh.enrol(ENROL)
+    assert abs(fresh.offset.current_ms() - HOURS * 1000) < 1500
+    fresh.close()
 
 
 def test_an_implausible_jump_is_refused_until_a_second_answer_confirms_it(server, client):
