@@ -368,6 +368,8 @@ class SyncAgent:
         return {
             **self.uploader.status.as_dict(),
             "clock_offset_ms": self.offset.offset_ms,
+            "clock_jumps_held": self.offset.jumps_held,  # samples that jumped and waited for a second
+            "bad_answers": self.client.bad_answers,  # cut or malformed answers (the clock ignored them)
             "heartbeat_failures": self.heartbeat.failures,
             "heartbeat_last_error": self.heartbeat.last_error,
         }

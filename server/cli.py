@@ -180,8 +180,11 @@ def verify_chain_cmd(kiosk_uid: str | None) -> None:
             click.echo(f"未找到终端 {kiosk_uid} / no kiosk {kiosk_uid}", err=True)
             sys.exit(2)
 
+        step = max(1, len(kiosks) // 50)  # about fifty progress lines however large the fleet
+
         def progress(done: int, total: int, report: object) -> None:
-            click.echo(f"[{done}/{total}] 已核验 / verified {getattr(report, 'kiosk_uid', '')}", err=True)
+            if done % step == 0 or done == total:
+                click.echo(f"[{done}/{total}] 已核验 / verified {getattr(report, 'kiosk_uid', '')}", err=True)
 
         reports = verify_kiosks(session, kiosks, progress)
     for report in reports:

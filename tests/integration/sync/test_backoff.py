@@ -96,7 +96,9 @@ def test_a_tap_wakes_an_idle_uploader(service, scripted):
         while agent.uploader.status.uploaded < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
         uploaded = agent.uploader.status.uploaded
+        status = agent.status()
     finally:
         agent.stop()
     assert uploaded == 1 and scripted.requests >= 1
+    assert status["bad_answers"] == 0 and status["clock_jumps_held"] == 0  # complete, plausible answers
     assert service.outbox.stats().depth == 0
