@@ -75,8 +75,9 @@ def test_taps_do_not_end_the_backoff_while_the_server_is_down(service):
     finally:
         agent.stop()
     assert service.outbox.stats().depth == TAPS  # nothing lost while down
+    # +1: the attempt that may be under way while we read. Before the fix: one attempt per tap (100 here,
+    # where the schedule allowed 11 in the same run).
     assert 2 <= attempts <= allowed_attempts(elapsed) + 1, (attempts, allowed_attempts(elapsed))
-    assert attempts < TAPS / 4  # before the fix: about one attempt per tap
 
 
 @pytest.fixture
