@@ -115,6 +115,10 @@ def test_a_cut_body_behind_gunicorn_is_incomplete_not_a_forgery(db_url, kiosk, t
     assert forged.status_code == 401 and forged.json()["code"] == "bad_signature"
     assert sum("bad_signature" in line for line in lines) == 1, lines  # the forgery, not the cut
     assert any("incomplete" in line for line in lines), lines
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:  # neither the cut nor the forgery stored anything
+        assert conn.execute(sa.text("SELECT count(*) FROM tap_events")).scalar_one() == 0
+    engine.dispose()
 
 
 def test_a_short_body_through_the_flask_client_is_incomplete(client, world, caplog):
