@@ -18,7 +18,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "audit": (
         "server.cli",
         "audit_group",
-        "Verify stored records, e.g. hash chains. 核验已存记录(如哈希链)。",
+        "Verify stored records, e.g. hash chains. 核验已存记录（如哈希链）。",
     ),
     "kiosk": ("kiosk.cli", "kiosk", "Run or manage a kiosk. 运行或管理签到终端。"),
     "hw": ("hardware.cli", "hw", "Readers: check profiles, probe, listen. 读卡器:校验配置、探测、监听。"),

@@ -124,7 +124,7 @@ def create_app(service: KioskService) -> Flask:
     def binding_confirm() -> Any:
         member_id = _body().get("member_id")
         if not isinstance(member_id, int) or isinstance(member_id, bool):
-            return _error(400, "bad_request", "member_id (integer) is required", "需要党员编号(整数)")
+            return _error(400, "bad_request", "member_id (integer) is required", "需要党员编号（整数）")
         try:
             outcome = service.confirm_binding(member_id)
         except PermissionError as exc:

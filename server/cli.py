@@ -163,13 +163,13 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify-chain")
-@click.option("--kiosk", "kiosk_uid", help="Only this kiosk (its kiosk id). 仅核验该终端(终端编号)。")
+@click.option("--kiosk", "kiosk_uid", help="Only this kiosk (its kiosk id). 仅核验该终端（终端编号）。")
 def verify_chain_cmd(kiosk_uid: str | None) -> None:
     """Recompute every kiosk's hash chain from the stored events; report gaps and breaks with their
     positions. Exit status 0 when every chain is intact, 1 when any is not, 2 for an unknown kiosk.
 
-    根据已存的刷卡记录重新计算每台终端的哈希链,报告缺失与断裂及其位置。全部完整时退出码为 0,
-    有问题时为 1,终端不存在时为 2。
+    根据已存的刷卡记录重新计算每台终端的哈希链，报告缺失与断裂及其位置。全部完整时退出码为 0，
+    有问题时为 1，终端不存在时为 2。
     """
     from .chain_audit import kiosks_to_verify, verify_kiosks
 

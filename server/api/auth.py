@@ -250,7 +250,7 @@ def record_request(
         db.rollback()
         security_log.warning("replayed nonce from kiosk %s", kiosk.kiosk_uid)
         raise ApiError(
-            409, "replayed_nonce", "request nonce already used", "请求重复(随机数已使用)"
+            409, "replayed_nonce", "request nonce already used", "请求重复（随机数已使用）"
         ) from None
     if not signed.used_previous_secret:
         _confirm_new_secret(db, kiosk, signed.at)
