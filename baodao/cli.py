@@ -15,6 +15,11 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "server": ("server.cli", "server_cmd", "Run the central server. 运行中心服务器。"),
     "db": ("server.cli", "db_group", "Database migrations. 数据库迁移。"),
     "admin": ("server.cli", "admin_group", "Users and enrolment tokens. 用户与注册令牌。"),
+    "audit": (
+        "server.cli",
+        "audit_group",
+        "Verify stored records, e.g. hash chains. 核验已存记录（如哈希链）。",
+    ),
     "kiosk": ("kiosk.cli", "kiosk", "Run or manage a kiosk. 运行或管理签到终端。"),
     "hw": (
         "baodao.check_config",

@@ -47,6 +47,8 @@ class CredentialRead:
     reader_id: str
     monotonic: float = field(default_factory=time.monotonic)
     display_name: str | None = None
+    #: Set only on simulated reads, so the one who injected a read can find that read's outcome.
+    read_id: str | None = None
 
 
 class ReaderState(enum.StrEnum):
@@ -212,8 +214,12 @@ class Reader(abc.ABC):
             logger.exception("reader %s worker died", self.reader_id)
             self._set_state(ReaderState.ERROR, str(exc))
 
-    def _deliver(self, kind: CredentialKind, value: str, display_name: str | None = None) -> None:
-        read = CredentialRead(kind=kind, value=value, reader_id=self.reader_id, display_name=display_name)
+    def _deliver(
+        self, kind: CredentialKind, value: str, display_name: str | None = None, read_id: str | None = None
+    ) -> None:
+        read = CredentialRead(
+            kind=kind, value=value, reader_id=self.reader_id, display_name=display_name, read_id=read_id
+        )
         with self._health_lock:
             self._health.reads += 1
         try:

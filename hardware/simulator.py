@@ -79,7 +79,7 @@ class SimulatedReader(Reader):
         super().__init__(reader_id, callback)
         self.kind = kind
         self.emulate = emulate
-        self._queue: queue.Queue[tuple[CredentialKind, str, str | None] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[CredentialKind, str, str | None, str | None] | None] = queue.Queue()
         self._plugged = True
 
     @classmethod
@@ -89,15 +89,24 @@ class SimulatedReader(Reader):
         o = options_as(profile, SimulatedOptions)
         return cls(profile.reader_id, callback, kind=o.kind, emulate=o.emulate)
 
-    def inject(self, kind: CredentialKind | str, value: str, display_name: str | None = None) -> None:
-        """Queue one read; raises if this reader does not produce ``kind`` (a wiring bug in a test)."""
+    def inject(
+        self,
+        kind: CredentialKind | str,
+        value: str,
+        display_name: str | None = None,
+        read_id: str | None = None,
+    ) -> None:
+        """Queue one read; raises if this reader does not produce ``kind`` (a wiring bug in a test).
+
+        ``read_id`` travels with the read (:attr:`CredentialRead.read_id`) so its outcome can be found.
+        """
         kind = CredentialKind(kind)
         if self.kind is not None and kind is not self.kind:
             raise HardwareError(f"reader {self.reader_id} reads {self.kind.value}, not {kind.value}")
         if not self._plugged:
             logger.info("reader %s unplugged, dropping simulated read", self.reader_id)
             return
-        self._queue.put((kind, value, display_name))
+        self._queue.put((kind, value, display_name, read_id))
 
     def unplug(self) -> None:
         self._plugged = False
@@ -118,11 +127,11 @@ class SimulatedReader(Reader):
             item = self._queue.get()
             if item is None:
                 continue
-            kind, value, name = item
+            kind, value, name, read_id = item
             if self.emulate:
                 result = _through_parser(self.emulate, kind, value, name)
                 if not result.ok:
                     self._bad_frame(result.value)
                     continue
                 value, name = result.value, result.display_name or name
-            self._deliver(kind, value, name)
+            self._deliver(kind, value, name, read_id)

@@ -9,7 +9,8 @@ Routes (JSON unless noted):
 * ``POST /api/maintenance/exit``, ``POST /api/binding/start``, ``POST /api/binding/confirm``
   ``{"member_id"}``, ``GET /api/members?q=`` — the staff screens (they act only in maintenance mode)
 * ``POST /sim/read`` ``{"kind", "value", "reader_id"?}`` — simulation mode only (404 otherwise): the read
-  goes into a simulated reader, so it takes the same path as a real one; answers with the outcome.
+  goes into a simulated reader, so it takes the same path as a real one; answers with *that read's*
+  outcome (found by its ``read_id``, also in the answer), however many reads overlap.
 
 The app never touches a device library or the databases directly: everything goes through
 :class:`kiosk.service.KioskService` (CONVENTIONS.md: the web layer never touches a device library).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,7 +124,7 @@ def create_app(service: KioskService) -> Flask:
     def binding_confirm() -> Any:
         member_id = _body().get("member_id")
         if not isinstance(member_id, int) or isinstance(member_id, bool):
-            return _error(400, "bad_request", "member_id (integer) is required", "需要党员编号(整数)")
+            return _error(400, "bad_request", "member_id (integer) is required", "需要党员编号（整数）")
         try:
             outcome = service.confirm_binding(member_id)
         except PermissionError as exc:
@@ -143,15 +145,17 @@ def create_app(service: KioskService) -> Flask:
             return _error(
                 400, "bad_kind", "kind must be card, id_card or qr", "kind 只能是 card、id_card 或 qr"
             )
-        after = service.outcome_counter
+        read_id = uuid.uuid4().hex  # the answer is this read's own outcome, whatever else is read meanwhile
         try:
-            used = service.simulate_read(kind, value, reader_id if isinstance(reader_id, str) else None)
+            used = service.simulate_read(
+                kind, value, reader_id if isinstance(reader_id, str) else None, read_id=read_id
+            )
         except SimulationError as exc:
             return _error(409, "no_simulator", str(exc), str(exc))
-        outcome = service.wait_outcome(after, SIM_WAIT_S, used)
+        outcome = service.wait_read(read_id, SIM_WAIT_S)
         if outcome is None:
-            return jsonify({"queued": True, "reader_id": used}), 202
-        return jsonify(outcome.as_dict())
+            return jsonify({"queued": True, "reader_id": used, "read_id": read_id}), 202
+        return jsonify({**outcome.as_dict(), "read_id": read_id})
 
     register_ui(app)
     return app

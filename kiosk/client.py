@@ -9,7 +9,18 @@ Clock offset, NTP style: for each exchange we note the device time just before s
 after the answer arrived (``t1``); the server stamped its time somewhere in between, so the best estimate
 is ``offset = server_time - (t0 + t1) / 2``, wrong by at most half the round trip. Of the last few samples
 the one with the shortest round trip wins (NTP's clock filter): a slow, congested exchange measures
-badly. The offset is *server minus device* in milliseconds, the convention of ``TapEventIn.clock_offset_ms``
+badly.
+
+Which answers may move the clock: only a complete answer to an authenticated request — a signed one, or
+the enrolment, which the one-time token authenticates and whose time seeds the offset — that validated
+as the expected message, from its body's ``server_time`` (sub-second precision). Never the HTTP ``Date``
+header: a connection cut inside the headers leaves ``http.client`` a status 200 and a truncated ``Date``
+(``"…21:5"`` parses as 21:05; a ``Date`` without zone is read as local time), and once adopted that
+offset was stamped on every later tap and used as the QR clock. The one exception is the server's
+``clock_skew`` refusal, which carries its time precisely so the kiosk can correct a wrong clock. A
+sample that jumps more than ``max_jump_ms`` from the current estimate is held back until a second
+sample confirms it (a device clock that really was stepped is adopted one exchange later); refused and
+held samples are counted and logged. The offset is *server minus device* in milliseconds, the convention of ``TapEventIn.clock_offset_ms``
 and the server's ``effective_time = device_time + offset``. It is kept in the state dir so a kiosk that
 restarts offline keeps stamping the last known offset instead of zero.
 
@@ -20,7 +31,6 @@ backs off and retries those and, for the others, keeps the data and raises an al
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
@@ -62,6 +72,8 @@ ROTATE_KEY_PATH = f"{API_PREFIX}/rotate-key"
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 OFFSET_FILE = "clock-offset.json"
+#: A sample further than this from the current estimate must be confirmed by the next one.
+DEFAULT_MAX_JUMP_MS = 30_000
 
 #: Error codes after which the same request, re-signed, can succeed.
 RETRYABLE_CODES = frozenset({"clock_skew", "replayed_nonce", "rate_limited", "too_many_requests"})
@@ -122,14 +134,18 @@ class ClockOffset:
         clock: Callable[[], float] = time.time,
         window: int = 8,
         on_change: Callable[[int], None] | None = None,
+        max_jump_ms: int = DEFAULT_MAX_JUMP_MS,
     ) -> None:
         self.path = Path(path) if path is not None else None
         self.clock = clock
+        self.max_jump_ms = max_jump_ms
         self._lock = threading.Lock()
         self._samples: deque[OffsetSample] = deque(maxlen=window)
+        self._held: OffsetSample | None = None  # a jumping sample waiting for its confirmation
         self._offset_ms: int | None = None
         self._measured_at: float | None = None
         self.on_change = on_change
+        self.jumps_held = 0  # samples that jumped too far and waited for a confirmation
         if self.path is not None and self.path.exists():
             try:
                 data = json.loads(self.path.read_text())
@@ -154,15 +170,38 @@ class ClockOffset:
         return self.clock() + self.current_ms() / 1000.0
 
     def add_sample(self, server_time: float, t0: float, t1: float, *, precise: bool = True) -> int:
-        """Record one exchange (device times ``t0`` sent, ``t1`` received); returns the new estimate."""
+        """Record one exchange (device times ``t0`` sent, ``t1`` received); returns the new estimate.
+
+        A precise sample further than ``max_jump_ms`` from the current estimate is only held: adopted
+        when the next sample agrees with it (within the larger round trip plus a second), dropped when
+        the next one agrees with the old estimate instead. One odd answer cannot move the clock.
+        """
         rtt = max(0.0, t1 - t0)
-        sample_ms = round((server_time - (t0 + t1) / 2.0) * 1000.0)
+        sample = OffsetSample(round((server_time - (t0 + t1) / 2.0) * 1000.0), rtt * 1000.0, precise, t1)
         with self._lock:
-            if not precise and self._offset_ms is not None and abs(sample_ms - self._offset_ms) < 1500:
-                return self._offset_ms  # a 1-second Date header cannot improve a precise estimate
+            current = self._offset_ms
+            if not precise and current is not None and abs(sample.offset_ms - current) < 1500:
+                return current  # a 1-second time cannot improve a precise estimate
+            if precise and current is not None and abs(sample.offset_ms - current) > self.max_jump_ms:
+                held, self._held = self._held, sample
+                tolerance = 1000.0 + max(sample.rtt_ms, held.rtt_ms if held else 0.0)
+                if held is None or abs(held.offset_ms - sample.offset_ms) > tolerance:
+                    self.jumps_held += 1
+                    logger.warning(
+                        "clock offset sample %+d ms jumps %+d ms from the estimate; held until confirmed",
+                        sample.offset_ms,
+                        sample.offset_ms - current,
+                    )
+                    return current
+                logger.warning("clock offset jump to %+d ms confirmed by a second sample", sample.offset_ms)
+                self._held = None
+                self._samples.clear()
+                self._samples.append(held)
+            else:
+                self._held = None
             if not precise:
-                self._samples.clear()  # the old estimate is off by more than the header's resolution
-            self._samples.append(OffsetSample(sample_ms, rtt * 1000.0, precise, t1))
+                self._samples.clear()  # the old estimate is off by more than the time's resolution
+            self._samples.append(sample)
             best = min(self._samples, key=lambda s: (not s.precise, s.rtt_ms))
             changed = best.offset_ms != self._offset_ms
             self._offset_ms = best.offset_ms
@@ -181,6 +220,7 @@ class ClockOffset:
         """Drop every sample and start from this one (after the server said our clock is off)."""
         with self._lock:
             self._samples.clear()
+            self._held = None
             self._offset_ms = None
         # Marked imprecise (the error's time has 1 s resolution): the next exchange's body time replaces it.
         return self.add_sample(server_time, t0, t1, precise=False)
@@ -206,11 +246,14 @@ def backoff_delay(failures: int, base: float, cap: float, rng: Callable[[], floa
 
 
 def _timestamp(value: Any) -> float | None:
+    """Unix seconds of an ISO 8601 time *with* its zone; ``None`` otherwise (a zoneless time would be read
+    in the kiosk's local zone — hours wrong)."""
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
+        return parsed.timestamp() if parsed.tzinfo is not None else None
     return None
 
 
@@ -235,6 +278,7 @@ class KioskClient:
         self.timeout = timeout
         self.session = session or requests.Session()
         self.last_exchange_at: float | None = None
+        self.bad_answers = 0  # answers that were cut, malformed or not the expected message
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -246,7 +290,9 @@ class KioskClient:
     # -- API calls ---------------------------------------------------------------------------------
     def enrol(self, request: EnrolRequest) -> EnrolResponse:
         """Trade a one-time token for the kiosk's identity (the only unsigned call)."""
-        return self._call("POST", ENROL_PATH, request.to_json_bytes(), EnrolResponse, signed=False)
+        return self._call(
+            "POST", ENROL_PATH, request.to_json_bytes(), EnrolResponse, signed=False, measure=True
+        )
 
     def upload_events(self, body: bytes | EventBatch) -> BatchAck:
         """Upload one batch; the answer comes only after the server committed it."""
@@ -276,18 +322,31 @@ class KioskClient:
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _call(
-        self, method: str, path: str, body: bytes, model: type[M] | None, *, signed: bool = True
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        model: type[M] | None,
+        *,
+        signed: bool = True,
+        measure: bool | None = None,
     ) -> Any:
-        """Send, and on ``clock_skew`` correct the offset from the error and send once more."""
+        """Send, and on ``clock_skew`` correct the offset from the error and send once more.
+
+        ``measure``: whether a valid answer may set the clock offset (default: when the call is signed).
+        """
+        measure = signed if measure is None else measure
         try:
-            return self._send(method, path, body, model, signed=signed)
+            return self._send(method, path, body, model, signed=signed, measure=measure)
         except ServerError as exc:
             if exc.code == "clock_skew" and signed:
                 logger.warning("server says our clock is off; corrected offset, retrying")
-                return self._send(method, path, body, model, signed=signed)
+                return self._send(method, path, body, model, signed=signed, measure=measure)
             raise
 
-    def _send(self, method: str, path: str, body: bytes, model: type[M] | None, *, signed: bool) -> Any:
+    def _send(
+        self, method: str, path: str, body: bytes, model: type[M] | None, *, signed: bool, measure: bool
+    ) -> Any:
         headers = {"Content-Type": "application/json"}
         if signed:
             if self.kiosk_id is None or self.secret is None:
@@ -312,7 +371,6 @@ class KioskClient:
             data = json.loads(content) if content else None
         except ValueError:
             data = None
-        self._measure(resp, data, t0, t1)
         if resp.status_code >= 400:
             error = None
             if isinstance(data, dict):
@@ -320,28 +378,40 @@ class KioskClient:
                     error = ErrorResponse.model_validate_json(content)
                 except ValidationError:
                     error = None
-            if error is not None and error.code == "clock_skew" and error.server_time is not None:
-                # Second resolution, but enough to get inside the ±5 min window.
+            if signed and error is not None and error.code == "clock_skew" and error.server_time is not None:
+                # The server refused our timestamp and said its time: second resolution, but enough to get
+                # inside the ±5 min window; the next exchange's precise body time refines it.
                 self.offset.reset_to(error.server_time.timestamp() + 0.5, t0, t1)
             raise ServerError(resp.status_code, error, content[:300].decode("utf-8", "replace"))
         if model is None:
             if not isinstance(data, dict):
-                raise BadResponse(f"{method} {path}: answer is not a JSON object")
-            return data
-        try:
-            return model.model_validate_json(content)
-        except ValidationError as exc:
-            raise BadResponse(f"{method} {path}: unexpected answer: {exc.error_count()} problems") from exc
-
-    def _measure(self, resp: requests.Response, data: Any, t0: float, t1: float) -> None:
-        server = _timestamp(data.get("server_time")) if isinstance(data, dict) else None
-        if server is not None and resp.status_code < 400:
-            self.offset.add_sample(server, t0, t1, precise=True)
-            return
-        date = resp.headers.get("Date")
-        if date and server is None:
+                raise self._bad_answer(method, path, resp, "answer is not a JSON object")
+            answer: Any = data
+        else:
             try:
-                parsed = email.utils.parsedate_to_datetime(date).timestamp() + 0.5
-            except (TypeError, ValueError):
-                return
-            self.offset.add_sample(parsed, t0, t1, precise=False)
+                answer = model.model_validate_json(content)
+            except ValidationError as exc:
+                raise self._bad_answer(
+                    method, path, resp, f"unexpected answer: {exc.error_count()} problems"
+                ) from exc
+        if (
+            measure
+        ):  # complete, valid and an answer to an authenticated request: only now may it set the clock
+            server = _timestamp(data.get("server_time")) if isinstance(data, dict) else None
+            if server is not None:
+                self.offset.add_sample(server, t0, t1, precise=True)
+        return answer
+
+    def _bad_answer(self, method: str, path: str, resp: requests.Response, why: str) -> BadResponse:
+        """Count and log an answer we cannot use (typically a connection cut inside the headers, which
+        ``http.client`` reports as a 200 with whatever headers arrived); the clock is not measured."""
+        self.bad_answers += 1
+        logger.warning(
+            "%s %s: unusable answer (status %s, %d bytes): %s; clock offset not measured",
+            method,
+            path,
+            resp.status_code,
+            len(resp.content or b""),
+            why,
+        )
+        return BadResponse(f"{method} {path}: {why}")

@@ -5,8 +5,13 @@ pushed config) ends in the same place — a :class:`~kiosk.outcomes.TapOutcome` 
 the screen — and the delivery rules are easy to get subtly wrong, so they live once, here. They follow
 pyscard's observer pattern (CONVENTIONS.md): a new subscriber gets the current state at once, subscribers
 are called without any service lock held, and one failing subscriber never stops the others. Waiters
-(``wait_outcome``, used by ``POST /sim/read``) hear of an outcome only after the subscribers — the SSE
-queues — have it, so a simulated tap's HTTP answer never overtakes the screen.
+hear of an outcome only after the subscribers — the SSE queues — have it, so a simulated tap's HTTP
+answer never overtakes the screen.
+
+Which outcome is whose: ``POST /sim/read`` waits for its *own* read's outcome by the read's id
+(:meth:`OutcomeFeed.expect` before the read is injected, :meth:`OutcomeFeed.settle` once it is handled,
+:meth:`OutcomeFeed.wait_read`). Waiting for "the next outcome of that reader" answered two overlapping
+reads with the same, first, outcome.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class OutcomeFeed:
         self._last_outcomes: list[TapOutcome] = []
         self._delivered: list[TapOutcome] = []
         self._n = 0
+        self._reads: dict[str, TapOutcome | None] = {}  # read id → its outcome, while someone waits
 
     # -- subscribers -----------------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
@@ -114,6 +120,34 @@ class OutcomeFeed:
                 if remaining <= 0:
                     return None
                 self._outcome_cond.wait(remaining)
+
+    # -- one read's own outcome ------------------------------------------------------------------
+    def expect(self, read_id: str) -> None:
+        """Someone will wait for the outcome of read ``read_id``: keep it when it comes."""
+        with self._outcome_cond:
+            self._reads[read_id] = None
+
+    def settle(self, read_id: str, outcome: TapOutcome) -> None:
+        """Read ``read_id`` ended in ``outcome`` (already emitted); wake whoever expects it."""
+        with self._outcome_cond:
+            if read_id in self._reads:  # nobody waits any more (timed out): nothing to keep
+                self._reads[read_id] = outcome
+                self._outcome_cond.notify_all()
+
+    def wait_read(self, read_id: str, timeout: float) -> TapOutcome | None:
+        """The outcome of the expected read ``read_id``, waiting up to ``timeout``; ``None`` if it has not
+        come by then (the read is still queued, or the reader dropped it). Forgets the read either way."""
+        deadline = time.monotonic() + timeout
+        with self._outcome_cond:
+            try:
+                while (outcome := self._reads.get(read_id)) is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or read_id not in self._reads:
+                        return None
+                    self._outcome_cond.wait(remaining)
+                return outcome
+            finally:
+                self._reads.pop(read_id, None)
 
     @property
     def counter(self) -> int:

@@ -224,7 +224,10 @@ class KioskService:
     # -- reads and PIN (kiosk.reads) -------------------------------------------------------------
     def on_read(self, read: CredentialRead) -> TapOutcome:
         """Handle one read from any reader. Never raises: every failure becomes an outcome on screen."""
-        return self.reads.on_read(read)
+        outcome = self.reads.on_read(read)
+        if read.read_id is not None:  # a simulated read whose sender waits for this very outcome
+            self.feed.settle(read.read_id, outcome)
+        return outcome
 
     def enter_pin(self, member_no: str, pin: str) -> TapOutcome:
         """Keypad check-in (member number + PIN), offline against the roster, rate-limited. Never raises."""
@@ -303,15 +306,26 @@ class KioskService:
         self.feed.publish_state()
 
     # -- simulation ------------------------------------------------------------------------------
-    def simulate_read(self, kind: str, value: str, reader_id: str | None = None) -> str:
-        """Inject a read into a simulated reader (the same path a real read takes). Returns its reader id."""
+    def simulate_read(
+        self, kind: str, value: str, reader_id: str | None = None, read_id: str | None = None
+    ) -> str:
+        """Inject a read into a simulated reader (the same path a real read takes). Returns its reader id.
+
+        With ``read_id``, :meth:`wait_read` then answers with this read's own outcome.
+        """
         if not self.config.simulate:
             raise SimulationError("simulation mode is off / 未开启模拟模式")
         reader = self.readers.simulator_for(kind, reader_id)
         if reader is None:
             raise SimulationError(f"no simulated reader for {kind!r} / 没有可用的模拟读卡器")
-        reader.inject(kind, value)  # type: ignore[attr-defined]
+        if read_id is not None:
+            self.feed.expect(read_id)
+        reader.inject(kind, value, read_id=read_id)  # type: ignore[attr-defined]
         return reader.reader_id
+
+    def wait_read(self, read_id: str, timeout: float) -> TapOutcome | None:
+        """The outcome of the simulated read ``read_id``, waiting up to ``timeout``."""
+        return self.feed.wait_read(read_id, timeout)
 
     # -- state and health ------------------------------------------------------------------------
     def today_count(self) -> int:

@@ -14,7 +14,10 @@ Pace: a full batch is followed at once by the next (a kiosk back after a week of
 speed); a short batch means the outbox is drained and the agent sleeps until :meth:`Uploader.wake`
 (on every tap the service publishes) or the idle interval. Failures back off exponentially with
 *full jitter* — ``uniform(0, min(cap, base · 2^n))`` — so a fleet of kiosks coming back after a server
-outage does not retry in lock-step. Stopping is prompt: every wait is ``Event.wait``.
+outage does not retry in lock-step. A tap wakes an *idle* uploader only, never one that is backing off:
+otherwise, with the server down, every tap ended the wait and five taps a second meant five failed
+full-batch uploads a second (the tap is on disk and goes with the next attempt anyway). Stopping is
+prompt: every wait is ``Event.wait``.
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ class Uploader:
             self._thread = None
 
     def wake(self) -> None:
-        """Upload soon: a tap was just stored."""
+        """Upload soon: a tap was just stored. Ends an idle wait, never a backoff wait."""
         self._wake.set()
 
     @property
@@ -126,10 +129,16 @@ class Uploader:
         return self._thread is not None and self._thread.is_alive()
 
     def _wait(self, seconds: float) -> None:
-        """Sleep up to ``seconds`` unless woken or stopped."""
+        """Idle: sleep up to ``seconds`` unless woken or stopped."""
         if seconds > 0 and not self._stop.is_set():
             self._wake.wait(seconds)
         self._wake.clear()
+
+    def _back_off(self, seconds: float) -> None:
+        """After a failure: sleep ``seconds`` unless stopped; taps do not shorten it. A wake that came
+        meanwhile stays set, so the taps it announced are uploaded by the attempt that follows."""
+        if seconds > 0:
+            self._stop.wait(seconds)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -139,14 +148,14 @@ class Uploader:
                     self.sync_bindings()
             except ClientError as exc:
                 self._failed(exc)
-                self._wait(
+                self._back_off(
                     backoff_delay(self.status.failures, self.backoff_base_s, self.backoff_cap_s, self.rng)
                 )
                 continue
             except Exception as exc:  # a bug must not kill syncing for good; back off at the cap
                 logger.exception("sync agent error")
                 self._failed(exc)
-                self._wait(self.backoff_cap_s * max(0.1, self.rng()))
+                self._back_off(self.backoff_cap_s * max(0.1, self.rng()))
                 continue
             self._notify()
             if not full:
@@ -359,6 +368,8 @@ class SyncAgent:
         return {
             **self.uploader.status.as_dict(),
             "clock_offset_ms": self.offset.offset_ms,
+            "clock_jumps_held": self.offset.jumps_held,  # samples that jumped and waited for a second
+            "bad_answers": self.client.bad_answers,  # cut or malformed answers (the clock ignored them)
             "heartbeat_failures": self.heartbeat.failures,
             "heartbeat_last_error": self.heartbeat.last_error,
         }

@@ -1,4 +1,4 @@
-"""Server-side commands: ``baodao server``, ``baodao db …``, ``baodao admin …``."""
+"""Server-side commands: ``baodao server``, ``baodao db …``, ``baodao admin …``, ``baodao audit …``."""
 
 from __future__ import annotations
 
@@ -158,3 +158,52 @@ def enrol_token(centre_code: str, ttl_hours: float) -> None:
         sys.exit(2)
     click.echo(token)
     click.echo(f"centre {centre_code}; expires {expires} (UTC) / 过期时间", err=True)
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Proofs anyone can run on the stored records. 对已存记录的核验。"""
+
+
+@audit_group.command("verify-chain")
+@click.option("--kiosk", "kiosk_uid", help="Only this kiosk (its kiosk id). 仅核验该终端（终端编号）。")
+def verify_chain_cmd(kiosk_uid: str | None) -> None:
+    """Recompute every kiosk's hash chain from the stored events; report gaps and breaks with their
+    positions. Exit status 0 when every chain is intact, 1 when any is not, 2 for an unknown kiosk.
+
+    根据已存的刷卡记录重新计算每台终端的哈希链，报告缺失与断裂及其位置。全部完整时退出码为 0，
+    有问题时为 1，终端不存在时为 2。
+    """
+    from .chain_audit import kiosks_to_verify, verify_kiosks
+
+    app = _app()
+    with app.app_context(), app.extensions["baodao_db"].begin() as session:
+        kiosks = kiosks_to_verify(session, kiosk_uid)
+        if kiosk_uid is not None and not kiosks:
+            click.echo(f"未找到终端 {kiosk_uid} / no kiosk {kiosk_uid}", err=True)
+            sys.exit(2)
+
+        step = max(1, len(kiosks) // 50)  # about fifty progress lines however large the fleet
+
+        def progress(done: int, total: int, report: object) -> None:
+            if done % step == 0 or done == total:
+                click.echo(f"[{done}/{total}] 已核验 / verified {getattr(report, 'kiosk_uid', '')}", err=True)
+
+        reports = verify_kiosks(session, kiosks, progress)
+    for report in reports:
+        head = f"{report.kiosk_uid} ({report.name}): {report.events} 条记录 / events"
+        if report.ok:
+            click.echo(f"{head} — 哈希链完整 / chain intact")
+            continue
+        click.echo(
+            f"{head} — {len(report.gaps)} 处缺失、{len(report.breaks)} 处断裂 / "
+            f"{len(report.gaps)} gaps, {len(report.breaks)} breaks"
+        )
+        for finding in report.findings:
+            zh, en = finding.describe()
+            click.echo(f"  {zh} / {en}")
+    bad = sum(1 for r in reports if not r.ok)
+    click.echo(
+        f"共核验 {len(reports)} 台终端，{bad} 台有问题 / verified {len(reports)} kiosks, {bad} with problems"
+    )
+    sys.exit(1 if bad else 0)

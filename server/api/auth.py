@@ -10,6 +10,11 @@ retry carries a fresh nonce anyway.
 The stored key is ``sha256(kiosk_uid:nonce)``: fixed length whatever nonce length the protocol allows, and
 scoped to the kiosk so two kiosks can never collide.
 
+A body shorter than its ``Content-Length`` (the network cut the upload; gunicorn hands the application
+what arrived) is refused as ``incomplete_request`` *before* the signature is checked: checking what
+arrived would fail and log a possible forgery for every network cut. Only a complete body whose
+signature does not match is logged as ``bad_signature``.
+
 After a key rotation (:mod:`.rotation`) a request may also verify with the kiosk's *previous* secret,
 until ``previous_secret_until``; the first request signed with the new secret shortens that to the
 overlap (:func:`secret_overlap`).
@@ -26,6 +31,7 @@ from flask import current_app, request
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import ClientDisconnected
 
 from protocol.signing import (
     BadSignature,
@@ -91,12 +97,40 @@ def secret_overlap() -> timedelta:
     return timedelta(seconds=int(current_app.config.get("KIOSK_SECRET_OVERLAP_S", default)))
 
 
+def complete_body() -> bytes:
+    """The request body, or a 400 ``incomplete_request`` when fewer bytes arrived than announced.
+
+    Werkzeug may notice the short read itself (``ClientDisconnected``, a 400) or simply return what the
+    server read; both mean the same to us, and neither is a forgery.
+    """
+    try:
+        data = request.get_data(cache=True)
+    except ClientDisconnected:
+        data = None
+    announced = request.content_length
+    if data is None or (announced is not None and len(data) < announced):
+        got = "?" if data is None else str(len(data))
+        logger.warning(
+            "incomplete request body on %s (%s of %s bytes): network cut, not checked",
+            request.path,
+            got,
+            announced,
+        )
+        raise ApiError(
+            400,
+            "incomplete_request",
+            f"incomplete request: the body was cut short in transit ({got} of {announced} bytes)",
+            "请求不完整：请求体在传输中被截断",
+        )
+    return data
+
+
 def _verify(secret_hex: str, max_skew: int, now: datetime) -> VerifiedRequest:
     return verify_request(
         request.headers,  # type: ignore[arg-type]
         request.method,
         request_target(request.path, request.query_string),
-        request.get_data(cache=True),
+        complete_body(),
         bytes.fromhex(secret_hex),
         now=now.timestamp(),
         max_skew_s=max_skew,
@@ -161,6 +195,7 @@ def check_signature(db: Session) -> SignedRequest:
     loads the ORM object afresh for endpoints that need it.
     """
     headers = request.headers
+    complete_body()  # a cut body is incomplete, never a bad signature
     try:
         parsed = parse_signature_headers(headers)  # type: ignore[arg-type]
     except SigningError as exc:
@@ -215,7 +250,7 @@ def record_request(
         db.rollback()
         security_log.warning("replayed nonce from kiosk %s", kiosk.kiosk_uid)
         raise ApiError(
-            409, "replayed_nonce", "request nonce already used", "请求重复(随机数已使用)"
+            409, "replayed_nonce", "request nonce already used", "请求重复（随机数已使用）"
         ) from None
     if not signed.used_previous_secret:
         _confirm_new_secret(db, kiosk, signed.at)

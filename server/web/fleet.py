@@ -1,5 +1,9 @@
 """The kiosk fleet: every kiosk's health at a glance, alerts, and remote management per kiosk.
 
+Anyone who may see a kiosk may also verify its hash chain here (``/fleet/<id>/chain``, or every kiosk in
+scope at ``/fleet/chain``): the stored events are recomputed by :mod:`server.chain_audit`, the same check
+as ``baodao audit verify-chain``, and every gap and break is listed with its position. It only reads.
+
 Health comes from the kiosk's heartbeats (``Kiosk.health`` holds the latest report, ``KioskHeartbeat`` the
 history). Changes — push a config, queue a command, revoke, issue an enrolment token — are for admins only
 and are audited; community staff and auditors see the kiosks in their scope. A config is a new numbered
@@ -36,7 +40,7 @@ from server.models.kiosks import COMMAND_NAMES
 from . import audit
 from .common import db, paginate, require_role
 from .exports import export_format, send_table
-from .i18n import fmt_dt, register_messages, t
+from .i18n import fmt_dt, get_locale, register_messages, t
 from .scope import current_scope
 
 logger = logging.getLogger(__name__)
@@ -111,6 +115,25 @@ register_messages(
         ),
         "fleet.enrol_token": ("注册令牌", "Enrolment token"),
         "fleet.enrol_for": ("用于服务中心 {centre}", "For centre {centre}"),
+        "fleet.chain": ("哈希链核验", "Chain verification"),
+        "fleet.chain_verify": ("核验哈希链", "Verify chain"),
+        "fleet.chain_verify_all": ("核验全部终端的哈希链", "Verify every kiosk's chain"),
+        "fleet.chain_hint": (
+            "根据服务器上存储的刷卡记录重新计算哈希链，找出缺失、被删除或被改动的记录。",
+            "Recomputes the hash chain from the taps stored on the server, to find missing, deleted or "
+            "edited records.",
+        ),
+        "fleet.chain_events": ("记录数", "Events"),
+        "fleet.chain_verified": ("已验证", "Verified"),
+        "fleet.chain_result": ("结论", "Result"),
+        "fleet.chain_ok": ("哈希链完整", "Chain intact"),
+        "fleet.chain_bad": ("{gaps} 处缺失、{breaks} 处断裂", "{gaps} gaps, {breaks} breaks"),
+        "fleet.chain_findings": ("问题位置", "Where"),
+        "fleet.chain_back": ("返回", "Back"),
+        "fleet.chain_summary": (
+            "共核验 {n} 台终端，{bad} 台有问题。",
+            "Verified {n} kiosks, {bad} with problems.",
+        ),
         "command.reload_config": ("重新加载配置", "Reload config"),
         "command.resync_roster": ("重新同步名单", "Resync roster"),
         "command.restart_readers": ("重启读卡器", "Restart readers"),
@@ -295,6 +318,38 @@ def detail(kiosk_id: int) -> Any:
         ttl_hours=_ttl().total_seconds() / 3600,
         token=None,
     )
+
+
+def _chain_page(kiosks: list[Kiosk], back: str) -> Any:
+    from server.chain_audit import verify_kiosks
+
+    reports = verify_kiosks(db(), kiosks)
+    logger.info("chain verification of %d kiosks from the fleet page", len(reports))
+    english = not get_locale().startswith("zh")
+    return render_template(
+        "fleet/chain.html",
+        reports=reports,
+        bad=sum(1 for r in reports if not r.ok),
+        text=lambda finding: finding.describe(short=True)[1 if english else 0],
+        back=back,
+    )
+
+
+@bp.get("/chain")
+@require_role(*VIEW_ROLES)
+def chain_all() -> Any:
+    """Every kiosk in scope (verification only reads)."""
+    from server.chain_audit import kiosks_to_verify
+
+    kiosks = kiosks_to_verify(db(), where=current_scope().clause(Kiosk))
+    return _chain_page(kiosks, url_for("web_fleet.index"))
+
+
+@bp.get("/<int:kiosk_id>/chain")
+@require_role(*VIEW_ROLES)
+def chain_one(kiosk_id: int) -> Any:
+    kiosk = _kiosk(kiosk_id)
+    return _chain_page([kiosk], url_for("web_fleet.detail", kiosk_id=kiosk.id))
 
 
 def _reason() -> str | None:
