@@ -148,7 +148,14 @@ class KioskService:
         """Per-member check-in state from the outbox's recent IN/OUT taps (survives restarts)."""
         horizon = self._clock() - self.config.rules.max_length - dt.timedelta(days=1)
         toggles = self.outbox.last_toggles(horizon)
-        n = self.members.rebuild((t.member_id, t.direction, t.device_time) for t in toggles if t.member_id)
+        n = self.members.rebuild(
+            (
+                (t.member_id, t.direction, t.device_time + dt.timedelta(milliseconds=t.clock_offset_ms))
+                for t in toggles
+                if t.member_id
+            ),
+            self.config.rules,
+        )
         logger.info("member state rebuilt from outbox: %d members, %d open", n, self.members.open_count())
 
     def start(self) -> None:
