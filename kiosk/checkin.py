@@ -13,8 +13,8 @@ says what the server records whenever the kiosk knows what the server knows. Wha
 So a member open at centre B who taps here is an IN here, and the screen says (in amber) that the session
 at B goes to staff review. Where the kiosk could not know (offline, or a tap elsewhere inside one
 heartbeat) the server's result may differ; the server then sends the session to review with what the
-screen said (the tap's direction, and for a check-out the minutes shown, recorded in its ``reason`` by
-:func:`protocol.sessionrules.shown_minutes_reason`).
+screen said (recorded in the tap's ``reason`` by :meth:`protocol.sessionrules.Shown.reason`: the role,
+for a check-out the minutes shown).
 
 Times here are the kiosk's estimate of *server* time (device time plus the measured clock offset), the
 time the server's engine uses, so a duration shown is the duration credited.
@@ -28,14 +28,15 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from protocol.messages import Presence
 from protocol.sessionrules import (
     CentreRules,
     CloseReason,
     EndKind,
     OpenSession,
     Role,
+    Shown,
     open_session,
-    shown_minutes_reason,
     step,
 )
 
@@ -110,7 +111,8 @@ def decide(
     if result.role is Role.DUPLICATE:
         here = state is not None and state.open_here
         since = now - opened.started_at if here and opened is not None else None
-        return Verdict(Decision.DUPLICATE, member_id, since, Decision.IN if here else Decision.OUT)
+        previous = Decision.IN if here else Decision.OUT
+        return Verdict(Decision.DUPLICATE, member_id, since, previous, reason=Shown(Role.DUPLICATE).reason())
     after = MemberState(result.open, now)
     if result.role is Role.OUT:
         assert result.ended is not None
@@ -119,16 +121,20 @@ def decide(
             Decision.OUT,
             member_id,
             duration=now - result.ended.session.started_at,
-            reason=shown_minutes_reason(minutes),
+            reason=Shown(Role.OUT, minutes).reason(),
             after=after,
         )
     if result.ended is not None and result.ended.kind is EndKind.ELSEWHERE:
         centre = result.ended.session.centre_id
         name = (centre_names or {}).get(centre) or "其他服务中心"
         return Verdict(
-            Decision.IN, member_id, reason=str(CloseReason.OPEN_ELSEWHERE), elsewhere=name, after=after
+            Decision.IN,
+            member_id,
+            reason=Shown(Role.IN, elsewhere=True).reason(),
+            elsewhere=name,
+            after=after,
         )
-    return Verdict(Decision.IN, member_id, after=after)
+    return Verdict(Decision.IN, member_id, reason=Shown(Role.IN).reason(), after=after)
 
 
 def next_state(state: MemberState | None, verdict: Verdict) -> MemberState | None:
@@ -222,6 +228,21 @@ class MemberStates:
         """Adopt a heartbeat's presence (complete set) for this kiosk's centre ``centre_id``."""
         self._presence = _Presence(dict(views), dict(centre_names), as_of)
         logger.debug("presence applied: %d members, centre %d", len(views), centre_id)
+
+    def apply_presence_message(self, presence: Presence) -> None:
+        """Adopt :class:`protocol.messages.Presence` as the heartbeat delivered it."""
+        views: dict[int, ServerView] = {}
+        names: dict[int, str] = {}
+        for m in presence.members:
+            opened = None
+            if m.open is not None:
+                centre = HERE if m.open.centre_id == presence.centre_id else m.open.centre_id
+                names[centre] = m.open.centre_name
+                opened = OpenSession(
+                    centre, m.open.started_at, m.open.until, CloseReason(m.open.until_reason)
+                )
+            views[m.member_id] = ServerView(MemberState(opened, m.last_toggle_here), m.last_tap_at)
+        self.apply_presence(presence.centre_id, presence.as_of, views, names)
 
     def rebuild(self, last_toggles: Iterable[tuple[int, str, dt.datetime]], rules: CentreRules) -> int:
         """From ``(member_id, "in"|"out", server time)`` of each member's latest toggle tap (outbox)."""

@@ -46,6 +46,7 @@ from kiosk.recording import TapRecorder
 from kiosk.remote import ConfigPush, RemoteControl
 from kiosk.roster import Roster
 from kiosk.staff import MAINTENANCE_IDLE_S, StaffMode, staff_hashes_for
+from protocol.messages import Presence
 
 logger = logging.getLogger(__name__)
 
@@ -299,6 +300,11 @@ class KioskService:
         enrolment = load_enrolment(self.config.state_dir)
         if enrolment is not None:
             self.enrolment = enrolment
+
+    def apply_presence(self, presence: Presence) -> None:
+        """The heartbeat's presence, under the lock the check-in decision holds (kiosk.checkin)."""
+        with self._lock:
+            self.members.apply_presence_message(presence)
 
     def set_clock_offset(self, offset_ms: int) -> None:
         """Set by the sync agent after each exchange; stamped on every new event."""

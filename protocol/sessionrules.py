@@ -219,27 +219,8 @@ def step(
 
 # -- what the screen said, as the kiosk records it ------------------------------------------------
 
-#: The prefix of the tap ``reason`` a kiosk records with a check-out: the minutes its screen showed.
-SHOWN_MINUTES_PREFIX = "shown_minutes="
-
-
-def shown_minutes_reason(minutes: int) -> str:
-    """The tap ``reason`` of a check-out whose screen said "本次服务 ``minutes`` 分钟".
-
-    Why in the tap's ``reason`` (already in the hash chain, free text of the kiosk's decision) and not a
-    new event field: the server can compare what the member was told with what it credits without a
-    change to the chain's canonical form. Kiosks that predate it send no reason; the server then compares
-    the direction only.
-    """
-    return f"{SHOWN_MINUTES_PREFIX}{int(minutes)}"
-
-
-def parse_shown_minutes(reason: str | None) -> int | None:
-    """The minutes a check-out's screen showed, from its tap ``reason`` (``None`` when not recorded)."""
-    if reason is None or not reason.startswith(SHOWN_MINUTES_PREFIX):
-        return None
-    text = reason[len(SHOWN_MINUTES_PREFIX) :]
-    return int(text) if text.isdigit() and len(text) <= 9 else None
+#: The prefix of the tap ``reason`` in which a kiosk records what its screen said for a toggle or duplicate.
+SHOWN_PREFIX = "shown:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +229,22 @@ class Shown:
 
     role: Role
     minutes: int | None = None
+    elsewhere: bool = False  # IN: the screen said the session open at another centre goes to review
+
+    def reason(self) -> str:
+        """The tap ``reason`` that records this: ``shown:in``, ``shown:in:elsewhere``, ``shown:out:9``,
+        ``shown:duplicate``.
+
+        Why in the tap's ``reason`` (already in the hash chain: the kiosk's free text about its decision)
+        and not a new event field: the server compares what the member was told with what it records
+        without a change to the chain's canonical form. Taps without it (older kiosks, taps written by
+        hand) are not compared.
+        """
+        if self.role is Role.OUT and self.minutes is not None:
+            return f"{SHOWN_PREFIX}out:{int(self.minutes)}"
+        if self.role is Role.IN and self.elsewhere:
+            return f"{SHOWN_PREFIX}in:elsewhere"
+        return f"{SHOWN_PREFIX}{self.role.value}"
 
     def disagreement(self, role: Role, credited: int | None) -> ScreenReason | None:
         """Why a tap the server gave ``role`` (and, for OUT, ``credited`` minutes) contradicts the screen."""
@@ -268,20 +265,27 @@ class Shown:
 
 
 def shown_for(direction: str, reason: str | None) -> Shown | None:
-    """What the screen said, from a stored tap's ``direction`` and ``reason``; ``None`` when it claimed no
-    role (unknown card, refused credential): such taps are judged by other rules (flags), not this one."""
+    """What the screen said, from a stored tap's ``direction`` and ``reason``; ``None`` when the kiosk did
+    not record it (see :meth:`Shown.reason`) or claimed no role (unknown card, refused credential)."""
+    if reason is None or not reason.startswith(SHOWN_PREFIX):
+        return None
+    parts = reason[len(SHOWN_PREFIX) :].split(":")
     try:
-        role = Role(direction)
+        role = Role(parts[0])
     except ValueError:
         return None
-    return Shown(role, parse_shown_minutes(reason) if role is Role.OUT else None)
+    if role.value != direction or len(parts) > 2:
+        return None
+    if role is Role.OUT and len(parts) == 2:
+        return Shown(role, int(parts[1])) if parts[1].isdigit() and len(parts[1]) <= 9 else None
+    return Shown(role, elsewhere=parts[1:] == ["elsewhere"])
 
 
 __all__ = [
     "DEFAULT_RULES",
     "MINUTE",
     "SHANGHAI",
-    "SHOWN_MINUTES_PREFIX",
+    "SHOWN_PREFIX",
     "CentreRules",
     "CloseReason",
     "EndKind",
@@ -293,9 +297,7 @@ __all__ = [
     "Step",
     "expire",
     "open_session",
-    "parse_shown_minutes",
     "shown_for",
-    "shown_minutes_reason",
     "step",
     "whole_minutes",
 ]

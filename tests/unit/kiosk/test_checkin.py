@@ -118,7 +118,7 @@ def test_next_state_only_changes_on_toggle():
     assert next_state(s0, dup) is s0
     out = decide(member_id=1, revoked=False, locked=False, state=s0, rules=DEFAULT, now=T0 + H)
     assert next_state(s0, out) == _out(T0 + H)
-    assert out.reason == "shown_minutes=60"
+    assert out.reason == "shown:out:60"
 
 
 def test_member_states_rebuild():
@@ -146,7 +146,7 @@ def test_open_elsewhere_is_an_in_naming_the_centre():
     )
     assert verdict.decision is Decision.IN
     assert verdict.elsewhere == "东湖党群服务中心"
-    assert verdict.reason == "open_elsewhere"
+    assert verdict.reason == "shown:in:elsewhere"
 
 
 def test_own_taps_after_the_heartbeat_are_replayed_on_the_servers_view():
