@@ -133,4 +133,8 @@ def heartbeat():  # type: ignore[no-untyped-def]
     )
     purge_nonces(db, int(current_app.config.get("SIGNATURE_MAX_SKEW_S", 300)))
     db.commit()
-    return current_app.response_class(response.to_json_bytes(), status=200, mimetype="application/json")
+    if roster.presence is None:  # not even ``"presence": null`` for a kiosk that would refuse the field
+        body = response.model_dump_json(exclude={"roster": {"presence"}}).encode()
+    else:
+        body = response.to_json_bytes()
+    return current_app.response_class(body, status=200, mimetype="application/json")
