@@ -4,7 +4,9 @@ A pure function (no database, no Flask, no I/O), so the same events and correcti
 sessions, on every database and on every recomputation. The server persists its output and may throw it
 away and recompute at will; that is why a session's key is the id of the event that opened it.
 
-Rules, in the order they are applied to each tap of one member, taps sorted by ``(at, event_id)``:
+The rules' arithmetic is :func:`protocol.sessionrules.step` — the same function the kiosk's decision calls,
+so the screen and the record agree. Rules, in the order they are applied to each tap of one member, taps
+sorted by ``(at, event_id)``:
 
 1. **Debounce** (per centre): a tap strictly less than ``debounce`` after the member's previous IN or OUT
    tap at the *same* centre is a DUPLICATE ("already checked in/out") and changes nothing — it neither
@@ -22,6 +24,11 @@ After the last tap, a session still open at ``now`` is AUTO_CLOSED the same way 
 its limit; otherwise it stays OPEN with credited 0. The rules of the session's own centre decide its
 limits; the rules of the tapped centre decide debounce. Midnight in Asia/Shanghai matters only through
 closing times: a session crossing midnight at a centre without a closing time is kept whole.
+
+**What the screen said**: a tap carries it when the kiosk recorded it (:class:`protocol.sessionrules.Shown`);
+if the engine gives the tap another role, or a check-out other minutes, the session the tap belongs to (the
+one it opened or closed, or the one its duplicate fell into) is NEEDS_REVIEW, credited 0, with a
+:class:`~protocol.sessionrules.ScreenReason` (the first disagreeing tap's).
 
 Corrections are applied afterwards (see :mod:`server.sessions.corrections`).
 """
