@@ -99,7 +99,9 @@ def test_unknown_and_withdrawn_cards_tell_the_member_to_see_staff(
     unknown = confirmation_after(page, lambda: sim_type(page, f"card:{UNKNOWN_CARD}"))
     assert (unknown["kind"], unknown["colour"], unknown["head"]) == ("unknown", "amber", "请联系工作人员")
     assert unknown["name"] == "" and unknown["sound"] == "warn"
-    assert "未登记" in unknown["msg"] and "已记录" in unknown["msg"] and "工作人员将核实确认" in unknown["msg"]
+    assert (
+        "未登记" in unknown["msg"] and "已记录" in unknown["msg"] and "工作人员将核实确认" in unknown["msg"]
+    )
     page.screenshot(path=str(shots / "confirm-unknown.png"))
     revoked = sim_tap(page, MEMBERS["revoked"].card)
     assert (revoked["kind"], revoked["colour"]) == ("revoked", "red")
