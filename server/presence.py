@@ -31,6 +31,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from protocol.messages import MemberPresence, Presence, PresenceSession
+from protocol.messages.heartbeat import MAX_PRESENCE
 from server.models import (
     Kiosk,
     Member,
@@ -70,6 +71,11 @@ def presence_for(db: Session, kiosk: Kiosk, *, now: datetime) -> Presence:
         )
         .group_by(TapEvent.member_id)
     ).all()
+    if len(last_taps) > MAX_PRESENCE:  # never a heartbeat that fails validation: keep the most recent
+        logger.warning(
+            "presence for kiosk %s: %d members, sending %d", kiosk.kiosk_uid, len(last_taps), MAX_PRESENCE
+        )
+        last_taps = sorted(last_taps, key=lambda r: r[1], reverse=True)[:MAX_PRESENCE]
     last_at = {member_id: at for member_id, at in last_taps}
     if not last_at:
         return Presence(centre_id=kiosk.centre_id, as_of=now, members=[])
