@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from protocol.messages import MemberPresence, Presence, PresenceSession
@@ -47,7 +47,7 @@ from server.sessions.window import quiet_gap
 logger = logging.getLogger(__name__)
 
 
-def _scope(db: Session, kiosk: Kiosk):  # type: ignore[no-untyped-def]
+def _scope(kiosk: Kiosk) -> ColumnElement[bool]:
     """The roster's members (:mod:`server.roster`): the kiosk's community and the units paired with it."""
     paired = select(UnitCommunity.unit_id).where(UnitCommunity.community_id == kiosk.community_id)
     return or_(Member.community_id == kiosk.community_id, Member.unit_id.in_(paired))
@@ -63,7 +63,7 @@ def presence_for(db: Session, kiosk: Kiosk, *, now: datetime) -> Presence:
         .join(Member, Member.id == TapEvent.member_id)
         .outerjoin(queued, queued.member_id == TapEvent.member_id)
         .where(
-            _scope(db, kiosk),
+            _scope(kiosk),
             TapEvent.direction.in_(SESSION_DIRECTIONS),
             TapEvent.effective_time >= max(cutoff, SESSION_TIMES[0]),
             TapEvent.effective_time < SESSION_TIMES[1],

@@ -117,6 +117,12 @@ _STATUS_OF_END = {
 }
 
 
+def _key(opened: OpenSession) -> str:
+    """The session key of an engine-opened session: its check-in event id (always set here)."""
+    assert opened.key is not None
+    return opened.key
+
+
 def _kiosk_session(
     opened: OpenSession,
     member_id: int,
@@ -126,9 +132,8 @@ def _kiosk_session(
     reason: str | None = None,
     out_event: str | None = None,
 ) -> Session:
-    assert opened.key is not None
     return Session(
-        key=opened.key,
+        key=_key(opened),
         member_id=member_id,
         centre_id=opened.centre_id,
         check_in_event_id=opened.key,
@@ -192,14 +197,14 @@ def _run_member(
             last_toggle[tap.centre_id] = tap.at
             if result.ended is not None:
                 produced.append(_ended(result.ended, tap.member_id, tap.event_id))
-                if result.ended.kind is not EndKind.LIMIT:
-                    observed_end.add(result.ended.session.key or "")
+                if result.ended.kind is not EndKind.LIMIT:  # its end was a tap, not a guess
+                    observed_end.add(_key(result.ended.session))
             if result.role is TapRole.OUT:
                 assert result.ended is not None
-                touched, credited = result.ended.session.key, result.ended.credited_minutes
+                touched, credited = _key(result.ended.session), result.ended.credited_minutes
             else:
                 touched = tap.event_id
-            toggle_session[tap.centre_id] = touched or tap.event_id
+            toggle_session[tap.centre_id] = touched
         opened = result.open
         if tap.shown is not None and touched is not None and touched not in disputed:
             why = tap.shown.disagreement(result.role, credited)
