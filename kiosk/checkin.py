@@ -1,19 +1,23 @@
-"""The check-in decision: pure, fast, and the same rules as the server's session engine.
+"""The check-in decision: pure, fast, and the server's own arithmetic (:mod:`protocol.sessionrules`).
 
 The kiosk decides on the spot, offline, what a tap means so it can say "签到 / 签退" at once; the server
-later recomputes sessions from the events with ``server/sessions/engine.py`` (which the kiosk may not
-import). Both apply DESIGN.md's rules in the same order, so the screen and the server agree:
+later recomputes sessions from the events. Both call :func:`protocol.sessionrules.step`, so the screen
+says what the server records whenever the kiosk knows what the server knows. What the kiosk knows:
 
-1. **Debounce**: a tap strictly less than ``debounce`` after the member's previous IN or OUT tap at this
-   centre is a DUPLICATE ("already checked in") and changes nothing.
-2. **Limits**: if the member's session is open and the tap is strictly later than its limit (the earlier of
-   ``started_at + max_length`` and the centre's next closing time after the start), the old session was
-   auto-closed by the server's rules, and this tap opens a new one (IN).
-3. **Toggle**: open → OUT with the duration so far; not open → IN.
+* its own taps (rebuilt from the outbox at start), and
+* the latest heartbeat's *presence* (:class:`protocol.messages.Presence`): for each roster member who
+  tapped anywhere recently, the server's state — a session open at this or another centre, the member's
+  last toggle at this centre, and the time of the last tap the server had. The kiosk's state for a
+  member is that server state with its own later taps replayed on top (:meth:`MemberStates.get`).
 
-The kiosk cannot see taps at other centres (rule 4, "open elsewhere", is the server's): it only knows this
-kiosk's own history, rebuilt from the outbox at start. Unknown credentials, revoked credentials and taps
-while the kiosk is locked are decided here too, so one function says what every read means.
+So a member open at centre B who taps here is an IN here, and the screen says (in amber) that the session
+at B goes to staff review. Where the kiosk could not know (offline, or a tap elsewhere inside one
+heartbeat) the server's result may differ; the server then sends the session to review with what the
+screen said (recorded in the tap's ``reason`` by :meth:`protocol.sessionrules.Shown.reason`: the role,
+for a check-out the minutes shown).
+
+Times here are the kiosk's estimate of *server* time (device time plus the measured clock offset), the
+time the server's engine uses, so a duration shown is the duration credited.
 """
 
 from __future__ import annotations
@@ -21,13 +25,26 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
-from zoneinfo import ZoneInfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from protocol.messages import Presence
+from protocol.sessionrules import (
+    CentreRules,
+    CloseReason,
+    EndKind,
+    OpenSession,
+    Role,
+    Shown,
+    open_session,
+    step,
+)
 
 logger = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+#: This kiosk's own centre in its member states (server centre ids start at 1; a kiosk does not need to
+#: know its own id to decide, and one that has not heard a heartbeat yet does not).
+HERE = 0
 
 
 class Decision(enum.StrEnum):
@@ -47,46 +64,16 @@ class Decision(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Rules:
-    """Per-centre rules, mirroring ``server.sessions.rules.CentreRules`` (same defaults, same edges)."""
-
-    debounce: dt.timedelta = dt.timedelta(seconds=60)
-    max_length: dt.timedelta = dt.timedelta(hours=12)
-    closes_at: dt.time | None = None
-    tz: ZoneInfo = SHANGHAI
-
-    def __post_init__(self) -> None:
-        if self.debounce < dt.timedelta(0):
-            raise ValueError(f"debounce must not be negative / 防抖时间不能为负: {self.debounce}")
-        if self.max_length <= dt.timedelta(0):
-            raise ValueError(f"max_length must be positive / 最长时长必须为正: {self.max_length}")
-
-    def next_closing(self, started_at: dt.datetime) -> dt.datetime | None:
-        """First closing instant strictly after ``started_at`` (UTC), ``None`` if the centre never closes."""
-        if self.closes_at is None:
-            return None
-        local_day = started_at.astimezone(self.tz).date()
-        for days in (0, 1, 2):
-            candidate = dt.datetime.combine(
-                local_day + dt.timedelta(days=days), self.closes_at, tzinfo=self.tz
-            )
-            if candidate.astimezone(dt.UTC) > started_at:
-                return candidate.astimezone(dt.UTC)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def limit(self, started_at: dt.datetime) -> dt.datetime:
-        by_length = started_at + self.max_length
-        closing = self.next_closing(started_at)
-        return closing if closing is not None and closing <= by_length else by_length
-
-
-@dataclass(frozen=True, slots=True)
 class MemberState:
-    """The member's last accepted (IN or OUT) tap at this centre."""
+    """What the kiosk believes of one member: the open session (centre :data:`HERE` or a server centre
+    id) and the member's last IN or OUT tap at this centre (the debounce window)."""
 
-    direction: Decision  # IN or OUT
-    at: dt.datetime
-    session_started_at: dt.datetime | None  # set when direction is IN
+    open: OpenSession | None
+    last_toggle: dt.datetime | None
+
+    @property
+    def open_here(self) -> bool:
+        return self.open is not None and self.open.centre_id == HERE
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +82,9 @@ class Verdict:
     member_id: int | None = None
     duration: dt.timedelta | None = None  # OUT: length of the session; DUPLICATE of IN: time since check-in
     previous: Decision | None = None  # DUPLICATE: what the member was already (IN → "already checked in")
-    reason: str | None = None
+    reason: str | None = None  # recorded with the tap: why refused, or what the screen showed
+    elsewhere: str | None = None  # IN: the name of the centre whose open session goes to staff review
+    after: MemberState | None = None  # the member's state after this tap (None: unchanged)
 
 
 def decide(
@@ -104,10 +93,11 @@ def decide(
     revoked: bool,
     locked: bool,
     state: MemberState | None,
-    rules: Rules,
+    rules: CentreRules,
     now: dt.datetime,
+    centre_names: Mapping[int, str] | None = None,
 ) -> Verdict:
-    """What a read means. ``now`` must be aware; ``state`` is the member's state (or ``None``)."""
+    """What a read means. ``now`` must be aware (server time); ``state`` is the member's (or ``None``)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if locked:
@@ -116,52 +106,158 @@ def decide(
         return Verdict(Decision.UNKNOWN, reason="not_in_roster")
     if revoked:
         return Verdict(Decision.REVOKED, member_id, reason="credential_revoked")
-    if state is not None and now - state.at < rules.debounce:
-        since = now - state.session_started_at if state.session_started_at is not None else None
-        return Verdict(Decision.DUPLICATE, member_id, duration=since, previous=state.direction)
-    if state is not None and state.direction is Decision.IN and state.session_started_at is not None:
-        started = state.session_started_at
-        if now <= rules.limit(started):
-            return Verdict(Decision.OUT, member_id, duration=now - started)
-    return Verdict(Decision.IN, member_id)
+    opened = state.open if state is not None else None
+    result = step(opened, state.last_toggle if state else None, centre_id=HERE, at=now, rules=rules)
+    if result.role is Role.DUPLICATE:
+        here = state is not None and state.open_here
+        since = now - opened.started_at if here and opened is not None else None
+        previous = Decision.IN if here else Decision.OUT
+        return Verdict(Decision.DUPLICATE, member_id, since, previous, reason=Shown(Role.DUPLICATE).reason())
+    after = MemberState(result.open, now)
+    if result.role is Role.OUT:
+        assert result.ended is not None
+        minutes = result.ended.credited_minutes
+        return Verdict(
+            Decision.OUT,
+            member_id,
+            duration=now - result.ended.session.started_at,
+            reason=Shown(Role.OUT, minutes).reason(),
+            after=after,
+        )
+    if result.ended is not None and result.ended.kind is EndKind.ELSEWHERE:
+        centre = result.ended.session.centre_id
+        name = (centre_names or {}).get(centre) or "其他服务中心"
+        return Verdict(
+            Decision.IN,
+            member_id,
+            reason=Shown(Role.IN, elsewhere=True).reason(),
+            elsewhere=name,
+            after=after,
+        )
+    return Verdict(Decision.IN, member_id, reason=Shown(Role.IN).reason(), after=after)
 
 
-def next_state(state: MemberState | None, verdict: Verdict, now: dt.datetime) -> MemberState | None:
+def next_state(state: MemberState | None, verdict: Verdict) -> MemberState | None:
     """The member's state after ``verdict`` was recorded (unchanged unless it toggled)."""
-    if verdict.decision is Decision.IN:
-        return MemberState(Decision.IN, now, now)
-    if verdict.decision is Decision.OUT:
-        return MemberState(Decision.OUT, now, None)
-    return state
+    return verdict.after if verdict.after is not None else state
+
+
+@dataclass(frozen=True, slots=True)
+class ServerView:
+    """The server's state of one member as the last heartbeat told it, and the time of the last tap of
+    that member the server had then (the kiosk replays its own later taps on top)."""
+
+    state: MemberState
+    last_tap_at: dt.datetime
+
+
+@dataclass(slots=True)
+class _Presence:
+    views: dict[int, ServerView]
+    centre_names: dict[int, str]
+    as_of: dt.datetime
+
+
+@dataclass(slots=True)
+class _Member:
+    local: MemberState | None = None  # from this kiosk's own taps only
+    own: list[dt.datetime] = field(default_factory=list)  # own session-forming taps since start
 
 
 class MemberStates:
-    """Per-member state for one kiosk, in memory, rebuilt from the outbox's last IN/OUT taps at start.
+    """Per-member state for one kiosk, in memory: own taps plus the last heartbeat's presence.
 
-    Not thread-safe on its own: the kiosk service holds its lock around decide-append-update.
+    Not thread-safe on its own: the kiosk service holds its lock around decide-append-update and the
+    heartbeat applies presence under the same lock.
     """
 
     def __init__(self) -> None:
-        self._states: dict[int, MemberState] = {}
+        self._members: dict[int, _Member] = {}
+        self._presence: _Presence | None = None
 
-    def get(self, member_id: int | None) -> MemberState | None:
-        return None if member_id is None else self._states.get(member_id)
+    # -- what the decision reads -------------------------------------------------------------------
+    def get(self, member_id: int | None, rules: CentreRules | None = None) -> MemberState | None:
+        """The member's state: the server's view (if a heartbeat told one) with own later taps replayed."""
+        if member_id is None:
+            return None
+        mine = self._members.get(member_id)
+        if self._presence is None:
+            return mine.local if mine else None
+        view = self._presence.views.get(member_id)
+        state = view.state if view is not None else None
+        own = mine.own if mine else []
+        rules = rules or CentreRules()
+        for at in own:
+            if view is not None and at <= view.last_tap_at:
+                continue
+            result = step(
+                state.open if state else None,
+                state.last_toggle if state else None,
+                centre_id=HERE,
+                at=at,
+                rules=rules,
+            )
+            if result.role is not Role.DUPLICATE:
+                state = MemberState(result.open, at)
+        return state
 
-    def update(self, member_id: int | None, state: MemberState | None) -> None:
-        if member_id is None or state is None:
+    @property
+    def centre_names(self) -> Mapping[int, str]:
+        return {} if self._presence is None else self._presence.centre_names
+
+    # -- what changes it ---------------------------------------------------------------------------
+    def record(self, member_id: int | None, at: dt.datetime, verdict: Verdict) -> None:
+        """A session-forming tap of ``member_id`` at ``at`` was recorded with ``verdict``."""
+        if member_id is None or verdict.decision not in (Decision.IN, Decision.OUT, Decision.DUPLICATE):
             return
-        self._states[member_id] = state
+        mine = self._members.setdefault(member_id, _Member())
+        mine.own.append(at)
+        horizon = at - dt.timedelta(days=2)
+        if mine.own[0] < horizon:
+            mine.own = [t for t in mine.own if t >= horizon]
+        if verdict.after is not None:
+            mine.local = verdict.after
 
-    def rebuild(self, last_toggles: Iterable[tuple[int, str, dt.datetime]]) -> int:
-        """From ``(member_id, "in"|"out", time)`` of each member's latest toggle tap."""
-        self._states.clear()
+    def apply_presence(
+        self,
+        centre_id: int,
+        as_of: dt.datetime,
+        views: Mapping[int, ServerView],
+        centre_names: Mapping[int, str],
+    ) -> None:
+        """Adopt a heartbeat's presence (complete set) for this kiosk's centre ``centre_id``."""
+        self._presence = _Presence(dict(views), dict(centre_names), as_of)
+        logger.debug("presence applied: %d members, centre %d", len(views), centre_id)
+
+    def apply_presence_message(self, presence: Presence) -> None:
+        """Adopt :class:`protocol.messages.Presence` as the heartbeat delivered it."""
+        views: dict[int, ServerView] = {}
+        names: dict[int, str] = {}
+        for m in presence.members:
+            opened = None
+            if m.open is not None:
+                centre = HERE if m.open.centre_id == presence.centre_id else m.open.centre_id
+                names[centre] = m.open.centre_name
+                opened = OpenSession(
+                    centre, m.open.started_at, m.open.until, CloseReason(m.open.until_reason)
+                )
+            views[m.member_id] = ServerView(MemberState(opened, m.last_toggle_here), m.last_tap_at)
+        self.apply_presence(presence.centre_id, presence.as_of, views, names)
+
+    def rebuild(self, last_toggles: Iterable[tuple[int, str, dt.datetime]], rules: CentreRules) -> int:
+        """From ``(member_id, "in"|"out", server time)`` of each member's latest toggle tap (outbox)."""
+        self._members.clear()
         for member_id, direction, at in last_toggles:
-            d = Decision(direction)
-            self._states[member_id] = MemberState(d, at, at if d is Decision.IN else None)
-        return len(self._states)
+            opened = open_session(HERE, at, rules) if direction == Decision.IN else None
+            self._members[member_id] = _Member(local=MemberState(opened, at))
+        return len(self._members)
 
     def open_count(self) -> int:
-        return sum(1 for s in self._states.values() if s.direction is Decision.IN)
+        """Members this kiosk believes open at its own centre (health report)."""
+        return sum(1 for m in self._members if (s := self.get(m)) is not None and s.open_here)
 
     def __len__(self) -> int:
-        return len(self._states)
+        return len(self._members)
+
+
+__all__ = ["HERE", "Decision", "MemberState", "MemberStates", "ServerView", "Verdict", "decide", "next_state"]

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kiosk.checkin import Rules
+from protocol.sessionrules import CentreRules
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class KioskConfig:
     centre_code: str = ""
     timezone: str = "Asia/Shanghai"
     readers: tuple[ReaderConfig, ...] = ()
-    rules: Rules = field(default_factory=Rules)
+    rules: CentreRules = field(default_factory=CentreRules)
     capacity: int = 200_000
     min_free_bytes: int = 64 * 1024 * 1024
     purge_acked_after_s: float = 7 * 86400.0
@@ -136,7 +136,7 @@ def config_from_mapping(data: dict[str, Any], base_dir: Path | None = None) -> K
             for r in data.get("readers", [])
         )
         closes = rules.get("closes_at")
-        rule_set = Rules(
+        rule_set = CentreRules(
             debounce=dt.timedelta(seconds=float(rules.get("debounce_s", 60))),
             max_length=dt.timedelta(hours=float(rules.get("max_session_h", 12))),
             closes_at=_parse_time(str(closes)) if closes else None,
@@ -221,7 +221,7 @@ def apply_live_config(base: KioskConfig, body: Any) -> tuple[KioskConfig, list[s
         max_length = base.rules.max_length
         if "max_session_h" in rules:
             max_length = dt.timedelta(hours=float(rules["max_session_h"]))
-        changes["rules"] = Rules(debounce=debounce, max_length=max_length, closes_at=closes_at, tz=tz)
+        changes["rules"] = CentreRules(debounce=debounce, max_length=max_length, closes_at=closes_at, tz=tz)
         if "card_hashes" in staff:
             changes["staff_card_hashes"] = tuple(_hex64(h) for h in _list(staff["card_hashes"]))
         if "cards" in staff:

@@ -9,6 +9,10 @@ response cut) is delivered again by the server; the kiosk must answer it again w
 (``rotate_key`` twice is not harmless). So: run once, remember the id, resend the result until a
 heartbeat carrying it was answered.
 
+The roster page's *presence* (which roster members have a session open where, and when the server last
+saw them tap) goes to the check-in decision (:meth:`kiosk.checkin.MemberStates.apply_presence_message`),
+so a tap is decided with what the server knows as of the last heartbeat.
+
 Roster pages are applied with their cursor in one transaction (:meth:`kiosk.roster.Roster.apply_delta`);
 ``more`` makes the agent heartbeat again at once, so a first full roster of 50,000 credentials arrives in
 a few seconds rather than one page per interval.
@@ -231,6 +235,7 @@ class HeartbeatAgent:
                 self._save_state()
         self.service.roster.apply_delta(response.roster)
         self._apply_qr_material(response)
+        self._apply_presence(response)
         if response.roster.full_resync or cursor is None:
             self._force_full_roster = False
         self._apply_config(response)
@@ -245,6 +250,14 @@ class HeartbeatAgent:
         if verifier is None or (keys is None and revoked is None):
             return
         verifier.apply_qr_material(keys, revoked)
+
+    def _apply_presence(self, response: HeartbeatResponse) -> None:
+        """Who of the roster is open where (protocol 2, ``None`` from an older server: keep what we had)."""
+        presence = response.roster.presence
+        apply = getattr(self.service, "apply_presence", None)
+        if presence is None or apply is None:
+            return
+        apply(presence)
 
     def _apply_config(self, response: HeartbeatResponse) -> None:
         desired = int(response.desired_config_version)

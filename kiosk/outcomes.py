@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 class OutcomeKind(enum.StrEnum):
     IN = "in"
+    IN_ELSEWHERE = "in_elsewhere"  # checked in here; the session still open at another centre goes to review
     OUT = "out"
     DUPLICATE = "duplicate"
     UNKNOWN = "unknown"
@@ -35,7 +36,9 @@ class OutcomeKind(enum.StrEnum):
 COLOURS: dict[OutcomeKind, str] = {
     OutcomeKind.IN: "green",
     OutcomeKind.OUT: "green",
+    OutcomeKind.IN_ELSEWHERE: "amber",
     OutcomeKind.DUPLICATE: "amber",
+    OutcomeKind.UNKNOWN: "amber",  # recorded for staff to confirm: a warning, not a failure
     OutcomeKind.STAFF: "blue",
     OutcomeKind.BINDING_CAPTURED: "blue",
     OutcomeKind.BOUND: "green",
@@ -53,15 +56,27 @@ def format_duration(seconds: float | None, language: str) -> str:
 
 
 def messages_for(
-    kind: OutcomeKind, *, duration_s: float | None = None, previous: str | None = None, retry_s: float = 0
+    kind: OutcomeKind,
+    *,
+    duration_s: float | None = None,
+    previous: str | None = None,
+    retry_s: float = 0,
+    elsewhere: str | None = None,
 ) -> tuple[str, str]:
-    """(Chinese, English) text for the confirmation screen."""
+    """(Chinese, English) text for the confirmation screen; ``elsewhere`` names the other centre."""
     zh_d, en_d = format_duration(duration_s, "zh"), format_duration(duration_s, "en")
     minutes = max(1, int(retry_s // 60 + (1 if retry_s % 60 else 0)))
     table = {
         OutcomeKind.IN: ("签到成功", "Checked in"),
-        OutcomeKind.OUT: (f"签退成功,本次服务 {zh_d}", f"Checked out after {en_d}"),
-        OutcomeKind.UNKNOWN: ("未识别的卡,请联系工作人员", "Card not recognised — please see staff"),
+        OutcomeKind.OUT: (f"签退成功，本次服务 {zh_d}", f"Checked out after {en_d}"),
+        OutcomeKind.IN_ELSEWHERE: (
+            f"签到成功。您在{elsewhere or '其他服务中心'}的签到尚未签退，将交由工作人员审核",
+            f"Checked in. Your open session at {elsewhere or 'another centre'} goes to staff review",
+        ),
+        OutcomeKind.UNKNOWN: (
+            "本终端未登记此卡。刷卡已记录，工作人员将核实确认",
+            "This card is not registered at this kiosk. The tap is recorded; staff will confirm it",
+        ),
         OutcomeKind.REVOKED: (
             "此凭证已停用,请联系工作人员",
             "This card has been withdrawn — please see staff",

@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from kiosk.checkin import Decision, MemberStates, Verdict, decide, next_state
+from kiosk.checkin import Decision, MemberStates, Verdict, decide
 from kiosk.config import KioskConfig
 from kiosk.outbox import Outbox, OutboxError, StoredTap, TapDraft
 from kiosk.outcome_feed import OutcomeFeed
-from kiosk.outcomes import OutcomeKind, TapOutcome
+from kiosk.outcomes import OutcomeKind, TapOutcome, messages_for
 from kiosk.qr import QrCheck
 from kiosk.roster import RosterMember
 
@@ -74,17 +74,20 @@ class TapRecorder:
         with self._lock:
             config = self._config()
             now = self._clock()
+            offset_ms = self._clock_offset_ms()
+            # the server's engine runs on device time + measured offset; decide on the same clock
+            server_now = now + dt.timedelta(milliseconds=offset_ms)
             member_id = member.member_id if member else None
-            state = self._members.get(member_id)
             verdict = None
             if not refused:
                 verdict = decide(
                     member_id=member_id,
                     revoked=bool(member and member.revoked),
                     locked=self._locked(),
-                    state=state,
+                    state=self._members.get(member_id, config.rules),
                     rules=config.rules,
-                    now=now,
+                    now=server_now,
+                    centre_names=self._members.centre_names,
                 )
             draft = TapDraft(
                 credential_kind=kind,
@@ -92,7 +95,7 @@ class TapRecorder:
                 direction="rejected" if verdict is None else verdict.decision.wire_direction,
                 device_time=now,
                 device_tz=config.timezone,
-                clock_offset_ms=self._clock_offset_ms(),
+                clock_offset_ms=offset_ms,
                 # a signed code names its member even when this kiosk's roster does not (for staff)
                 member_id=member_id if member_id is not None or qr is None else qr.member_id,
                 trust=trust,
@@ -108,7 +111,7 @@ class TapRecorder:
                     OutcomeKind.ERROR, reader_id=reader_id, credential_kind=kind, detail=str(exc)[:200]
                 )
             if verdict is not None:
-                self._members.update(member_id, next_state(state, verdict, now))
+                self._members.record(member_id, server_now, verdict)
                 if verdict.decision is Decision.IN:
                     self._bump_today(now)
         latency = None if read_mono is None else (time.monotonic() - read_mono) * 1000
@@ -139,6 +142,8 @@ class TapRecorder:
         latency_ms: float | None,
     ) -> TapOutcome:
         kind = OutcomeKind(verdict.decision.value)
+        if verdict.elsewhere is not None:
+            kind = OutcomeKind.IN_ELSEWHERE
         return self._feed.new_outcome(
             kind,
             reader_id=reader_id,
@@ -152,6 +157,11 @@ class TapRecorder:
             recorded=True,
             latency_ms=latency_ms,
             previous=verdict.previous.value if verdict.previous else None,
+            **(
+                {}
+                if verdict.elsewhere is None
+                else {"messages": messages_for(kind, elsewhere=verdict.elsewhere)}
+            ),
         )
 
     # -- today's count ---------------------------------------------------------------------------

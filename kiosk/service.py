@@ -46,6 +46,7 @@ from kiosk.recording import TapRecorder
 from kiosk.remote import ConfigPush, RemoteControl
 from kiosk.roster import Roster
 from kiosk.staff import MAINTENANCE_IDLE_S, StaffMode, staff_hashes_for
+from protocol.messages import Presence
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,14 @@ class KioskService:
         """Per-member check-in state from the outbox's recent IN/OUT taps (survives restarts)."""
         horizon = self._clock() - self.config.rules.max_length - dt.timedelta(days=1)
         toggles = self.outbox.last_toggles(horizon)
-        n = self.members.rebuild((t.member_id, t.direction, t.device_time) for t in toggles if t.member_id)
+        n = self.members.rebuild(
+            (
+                (t.member_id, t.direction, t.device_time + dt.timedelta(milliseconds=t.clock_offset_ms))
+                for t in toggles
+                if t.member_id
+            ),
+            self.config.rules,
+        )
         logger.info("member state rebuilt from outbox: %d members, %d open", n, self.members.open_count())
 
     def start(self) -> None:
@@ -295,6 +303,11 @@ class KioskService:
         enrolment = load_enrolment(self.config.state_dir)
         if enrolment is not None:
             self.enrolment = enrolment
+
+    def apply_presence(self, presence: Presence) -> None:
+        """The heartbeat's presence, under the lock the check-in decision holds (kiosk.checkin)."""
+        with self._lock:
+            self.members.apply_presence_message(presence)
 
     def set_clock_offset(self, offset_ms: int) -> None:
         """Set by the sync agent after each exchange; stamped on every new event."""

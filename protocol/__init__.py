@@ -10,6 +10,8 @@ Imports only the standard library, pydantic and ``cryptography``; nothing else o
 * :mod:`protocol.messages` — pydantic models of every message; :mod:`protocol.schemas` — their JSON Schema
 * :mod:`protocol.masking` — names and phone numbers for screens
 * :mod:`protocol.qrtoken` — signed QR tokens (rotating phone codes, printed badges)
+* :mod:`protocol.sessionrules` — the session rules' arithmetic the kiosk's decision and the server's
+  engine share (debounce, limits, closing time, toggle, open elsewhere) and what a screen said
 """
 
 from protocol.chain import (

@@ -12,6 +12,9 @@ Without it a member who forgot the card could not check in while the kiosk is of
 steals a kiosk *and* its credential key can brute-force that member's PIN in hours — the trade-off is
 written out in ``pin_verifier``'s docstring, and PIN taps carry low trust.
 
+Presence (protocol 2): the heartbeat view adds which roster members have a session open where
+(:mod:`server.presence`) for kiosks that read it.
+
 QR material (issue 7): every delta carries the complete set of published QR public keys and revoked
 badge serials (:func:`server.qr.roster.qr_roster_material`), so a kiosk verifies codes offline with
 what the server publishes now.

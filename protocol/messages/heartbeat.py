@@ -30,6 +30,7 @@ from protocol.messages.common import (
     Timestamp,
     Version,
 )
+from protocol.sessionrules import CloseReason
 from protocol.version import PROTOCOL_VERSION
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 MAX_ROSTER_PAGE = 5000
 MAX_COMMANDS = 50
 MAX_REVOKED_BADGES = 20_000
+MAX_PRESENCE = 20_000
 
 #: Raw Ed25519 public key (32 bytes) in unpadded base64url: 43 characters.
 PublicKeyB64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
@@ -138,11 +140,50 @@ class RosterEntry(Message):
     unit_name: Name
 
 
+class PresenceSession(Message):
+    """A member's open session as the server's engine sees it: where, since when, and until when it
+    counts (its centre's limit, computed with that centre's rules, which the kiosk does not have)."""
+
+    centre_id: DbId
+    centre_name: Name
+    started_at: Timestamp
+    until: Timestamp
+    until_reason: Annotated[CloseReason, Field(strict=False)]
+
+
+class MemberPresence(Message):
+    """The server's state of one roster member, as :func:`protocol.sessionrules.step` needs it.
+
+    ``last_tap_at``: the time of the member's latest tap the server had (anywhere); the kiosk replays its
+    own later taps on top. ``last_toggle_here``: the member's latest IN or OUT at the kiosk's centre
+    (the debounce window), when recent. ``open``: the open session, at this centre or another.
+    """
+
+    member_id: DbId
+    last_tap_at: Timestamp
+    last_toggle_here: Timestamp | None = None
+    open: PresenceSession | None = None
+
+
+class Presence(Message):
+    """Which roster members tapped recently, and where they are open — a complete set, as of ``as_of``.
+
+    Members absent from it had no tap the server knows of in the last ``max_length + debounce``: nothing
+    of their state survives that long. ``centre_id`` is the kiosk's own centre.
+    """
+
+    centre_id: DbId
+    as_of: Timestamp
+    members: Annotated[list[MemberPresence], Field(default_factory=list, max_length=MAX_PRESENCE)]
+
+
 class RosterDelta(Message):
     """Changes since the kiosk's cursor. With ``full_resync`` the kiosk drops its roster first.
 
     ``more`` means another page is waiting: the kiosk heartbeats again at once with the new cursor.
     ``qr_public_keys`` and ``revoked_badges`` are complete sets when present, ``None`` when unchanged.
+    ``presence`` (protocol 2) rides every page, complete; ``None`` from a server that does not send it,
+    and never sent to a kiosk that announced protocol 1 (its closed messages would refuse it).
     """
 
     cursor: Cursor
@@ -152,6 +193,7 @@ class RosterDelta(Message):
     removals: Annotated[list[Hex64], Field(default_factory=list, max_length=MAX_ROSTER_PAGE)]
     qr_public_keys: Annotated[dict[KeyId, PublicKeyB64], Field(max_length=16)] | None = None
     revoked_badges: Annotated[list[BadgeSerial], Field(max_length=MAX_REVOKED_BADGES)] | None = None
+    presence: Presence | None = None
 
 
 class HeartbeatResponse(Message):

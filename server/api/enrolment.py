@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from protocol.ids import uuid7
 from protocol.messages import CentreInfo, EnrolRequest, EnrolResponse
-from protocol.version import PROTOCOL_VERSION
+from protocol.version import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 from server.config import key_bytes
 from server.db import get_db
 from server.models import Community, EnrolmentToken, Kiosk, ServiceCentre
@@ -65,12 +65,12 @@ def enrol():  # type: ignore[no-untyped-def]
     db = get_db(current_app).session
     assert db is not None
     body = parse_body(EnrolRequest)
-    if body.protocol_version != PROTOCOL_VERSION:
+    if not MIN_PROTOCOL_VERSION <= body.protocol_version <= PROTOCOL_VERSION:
         raise ApiError(
             400,
             "unsupported_protocol",
-            f"server speaks protocol {PROTOCOL_VERSION}",
-            f"协议版本不兼容(服务器为 {PROTOCOL_VERSION})",
+            f"server speaks protocol {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}",
+            f"协议版本不兼容（服务器支持 {MIN_PROTOCOL_VERSION} 至 {PROTOCOL_VERSION}）",
         )
     now = datetime.now(UTC)
     token = db.scalars(

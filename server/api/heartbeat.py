@@ -1,5 +1,8 @@
 """``POST /api/v1/kiosk/heartbeat``: health in; desired config, roster delta and queued commands out.
 
+The roster delta carries the roster members' presence (:mod:`server.presence`) to kiosks that announce
+protocol 2 or later in their health report; a protocol-1 kiosk gets the delta without it.
+
 Commands are delivered until their result comes back: a command is marked ``sent`` when it first rides
 a heartbeat response and is sent again on later heartbeats until the kiosk reports a result (a lost
 response must not lose a "lock screen"); the kiosk deduplicates by ``command_id``.
@@ -18,8 +21,10 @@ from sqlalchemy.orm import Session
 from protocol.ids import uuid7
 from protocol.messages import Command, HeartbeatRequest, HeartbeatResponse
 from protocol.messages.heartbeat import MAX_COMMANDS
+from protocol.version import PRESENCE_SINCE
 from server.db import get_db
 from server.models import Kiosk, KioskCommand, KioskConfig, KioskHeartbeat
+from server.presence import presence_for
 from server.roster import roster_delta
 
 from . import bp
@@ -116,13 +121,20 @@ def heartbeat():  # type: ignore[no-untyped-def]
             )
         ).one_or_none()
         config = None if row is None else row.body
+    roster = roster_delta(db, kiosk, body.roster_cursor, now=now)
+    if health.protocol_version >= PRESENCE_SINCE:  # an older kiosk's closed messages would refuse it
+        roster = roster.model_copy(update={"presence": presence_for(db, kiosk, now=now)})
     response = HeartbeatResponse(
         server_time=now,
         desired_config_version=kiosk.desired_config_version,
         config=config,
-        roster=roster_delta(db, kiosk, body.roster_cursor, now=now),
+        roster=roster,
         commands=_pending_commands(db, kiosk, now),
     )
     purge_nonces(db, int(current_app.config.get("SIGNATURE_MAX_SKEW_S", 300)))
     db.commit()
-    return current_app.response_class(response.to_json_bytes(), status=200, mimetype="application/json")
+    if roster.presence is None:  # not even ``"presence": null`` for a kiosk that would refuse the field
+        body = response.model_dump_json(exclude={"roster": {"presence"}}).encode()
+    else:
+        body = response.to_json_bytes()
+    return current_app.response_class(body, status=200, mimetype="application/json")

@@ -4,7 +4,9 @@ A pure function (no database, no Flask, no I/O), so the same events and correcti
 sessions, on every database and on every recomputation. The server persists its output and may throw it
 away and recompute at will; that is why a session's key is the id of the event that opened it.
 
-Rules, in the order they are applied to each tap of one member, taps sorted by ``(at, event_id)``:
+The rules' arithmetic is :func:`protocol.sessionrules.step` — the same function the kiosk's decision calls,
+so the screen and the record agree. Rules, in the order they are applied to each tap of one member, taps
+sorted by ``(at, event_id)``:
 
 1. **Debounce** (per centre): a tap strictly less than ``debounce`` after the member's previous IN or OUT
    tap at the *same* centre is a DUPLICATE ("already checked in/out") and changes nothing — it neither
@@ -23,6 +25,11 @@ its limit; otherwise it stays OPEN with credited 0. The rules of the session's o
 limits; the rules of the tapped centre decide debounce. Midnight in Asia/Shanghai matters only through
 closing times: a session crossing midnight at a centre without a closing time is kept whole.
 
+**What the screen said**: a tap carries it when the kiosk recorded it (:class:`protocol.sessionrules.Shown`);
+if the engine gives the tap another role, or a check-out other minutes, the session the tap belongs to (the
+one it opened or closed, or the one its duplicate fell into) is NEEDS_REVIEW, credited 0, with a
+:class:`~protocol.sessionrules.ScreenReason` (the first disagreeing tap's).
+
 Corrections are applied afterwards (see :mod:`server.sessions.corrections`).
 """
 
@@ -35,17 +42,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 
+from protocol.sessionrules import Ending, EndKind, OpenSession, expire, step
+
 from .corrections import Correction, IgnoredCorrection, IgnoreReason, apply_corrections
 from .rules import (
     DEFAULT_RULES,
     CentreRules,
     CloseReason,
+    ScreenReason,
     Session,
     SessionStatus,
     Tap,
     TapRole,
     require_aware,
-    whole_minutes,
 )
 
 logger = logging.getLogger(__name__)
@@ -101,34 +110,59 @@ def _normalise(taps: Iterable[Tap]) -> list[Tap]:
     return list(by_id.values())
 
 
-@dataclass(slots=True)
-class _Open:
-    tap: Tap
-    rules: CentreRules
+_STATUS_OF_END = {
+    EndKind.CHECKED_OUT: SessionStatus.CLOSED,
+    EndKind.LIMIT: SessionStatus.AUTO_CLOSED,
+    EndKind.ELSEWHERE: SessionStatus.NEEDS_REVIEW,
+}
+
+
+def _key(opened: OpenSession) -> str:
+    """The session key of an engine-opened session: its check-in event id (always set here)."""
+    assert opened.key is not None
+    return opened.key
 
 
 def _kiosk_session(
-    opened: _Open,
+    opened: OpenSession,
+    member_id: int,
     ended_at: datetime | None,
     status: SessionStatus,
     credited: int = 0,
     reason: str | None = None,
     out_event: str | None = None,
 ) -> Session:
-    tap = opened.tap
     return Session(
-        key=tap.event_id,
-        member_id=tap.member_id,
-        centre_id=tap.centre_id,
-        check_in_event_id=tap.event_id,
+        key=_key(opened),
+        member_id=member_id,
+        centre_id=opened.centre_id,
+        check_in_event_id=opened.key,
         check_out_event_id=out_event,
-        started_at=tap.at,
+        started_at=opened.started_at,
         ended_at=ended_at,
         status=status,
         credited_minutes=credited,
         reason=reason,
         source="kiosk",
     )
+
+
+def _ended(ending: Ending, member_id: int, out_event: str | None) -> Session:
+    checked_out = ending.kind is EndKind.CHECKED_OUT
+    return _kiosk_session(
+        ending.session,
+        member_id,
+        ending.ended_at,
+        _STATUS_OF_END[ending.kind],
+        ending.credited_minutes,
+        None if ending.reason is None else str(ending.reason),
+        out_event if checked_out else None,
+    )
+
+
+def _disputed(session: Session, reason: ScreenReason) -> Session:
+    """A session whose tap the screen described otherwise: to review, credited 0 until a person decides."""
+    return replace(session, status=SessionStatus.NEEDS_REVIEW, credited_minutes=0, reason=str(reason))
 
 
 def _run_member(
@@ -139,45 +173,55 @@ def _run_member(
     sessions: list[Session],
     observed_end: set[str],
 ) -> None:
-    """Apply the tap rules (module docstring) to one member's taps, already in ``(at, event_id)`` order."""
-    opened: _Open | None = None
+    """Apply the tap rules (:func:`protocol.sessionrules.step`) to one member's taps, already in
+    ``(at, event_id)`` order, then send every session a tap's screen contradicts to review."""
+    opened: OpenSession | None = None
     last_toggle: dict[int, datetime] = {}
+    toggle_session: dict[int, str] = {}  # centre → key of the session its last toggle opened or closed
+    disputed: dict[str, ScreenReason] = {}
+    produced: list[Session] = []
     for tap in taps:
-        tap_rules = rules_for(tap.centre_id)
-        previous = last_toggle.get(tap.centre_id)
-        if previous is not None and tap.at - previous < tap_rules.debounce:
-            roles[tap.event_id] = TapRole.DUPLICATE
-            continue
-        last_toggle[tap.centre_id] = tap.at
-        if opened is not None:
-            limit_at, reason = opened.rules.limit(opened.tap.at)
-            if tap.at > limit_at:
-                sessions.append(_kiosk_session(opened, limit_at, SessionStatus.AUTO_CLOSED, reason=reason))
-                opened = None
-        if opened is None:
-            opened = _Open(tap, tap_rules)
-            roles[tap.event_id] = TapRole.IN
-        elif opened.tap.centre_id == tap.centre_id:
-            credited = whole_minutes(opened.tap.at, tap.at)
-            sessions.append(
-                _kiosk_session(opened, tap.at, SessionStatus.CLOSED, credited, out_event=tap.event_id)
-            )
-            observed_end.add(opened.tap.event_id)
-            roles[tap.event_id] = TapRole.OUT
-            opened = None
+        result = step(
+            opened,
+            last_toggle.get(tap.centre_id),
+            centre_id=tap.centre_id,
+            at=tap.at,
+            rules=rules_for(tap.centre_id),
+            key=tap.event_id,
+        )
+        roles[tap.event_id] = result.role
+        credited = None
+        if result.role is TapRole.DUPLICATE:
+            touched = toggle_session.get(tap.centre_id)
         else:
-            sessions.append(
-                _kiosk_session(opened, tap.at, SessionStatus.NEEDS_REVIEW, reason=CloseReason.OPEN_ELSEWHERE)
-            )
-            observed_end.add(opened.tap.event_id)
-            opened = _Open(tap, tap_rules)
-            roles[tap.event_id] = TapRole.IN
+            last_toggle[tap.centre_id] = tap.at
+            if result.ended is not None:
+                produced.append(_ended(result.ended, tap.member_id, tap.event_id))
+                if result.ended.kind is not EndKind.LIMIT:  # its end was a tap, not a guess
+                    observed_end.add(_key(result.ended.session))
+            if result.role is TapRole.OUT:
+                assert result.ended is not None
+                touched, credited = _key(result.ended.session), result.ended.credited_minutes
+            else:
+                touched = tap.event_id
+            toggle_session[tap.centre_id] = touched
+        opened = result.open
+        if tap.shown is not None and touched is not None and touched not in disputed:
+            why = tap.shown.disagreement(result.role, credited)
+            if why is not None:
+                disputed[touched] = why
     if opened is not None:
-        limit_at, reason = opened.rules.limit(opened.tap.at)
-        if now > limit_at:
-            sessions.append(_kiosk_session(opened, limit_at, SessionStatus.AUTO_CLOSED, reason=reason))
+        ending = expire(opened, now)
+        if ending is not None:
+            produced.append(_ended(ending, taps[-1].member_id, None))
         else:
-            sessions.append(_kiosk_session(opened, None, SessionStatus.OPEN))
+            produced.append(_kiosk_session(opened, taps[-1].member_id, None, SessionStatus.OPEN))
+    if disputed:
+        logger.info(
+            "screen and record disagree for %d sessions of member %d", len(disputed), taps[0].member_id
+        )
+        produced = [_disputed(s, disputed[s.key]) if s.key in disputed else s for s in produced]
+    sessions.extend(produced)
 
 
 def compute_sessions(

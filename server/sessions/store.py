@@ -14,6 +14,10 @@ instead of a year. Members with corrections (whose overlap check looks at all of
 members without two quiet points in the last week are recomputed over their whole history, as are all
 members when ``since`` is not given (staff corrections).
 
+What the screen said: each tap's recorded direction (and, for a check-out, the minutes shown, recorded in
+its ``reason``) is passed to the engine as :class:`~server.sessions.rules.Shown`; a session whose tap the
+screen described otherwise is sent to review (:class:`protocol.sessionrules.ScreenReason`).
+
 Concurrency (several gunicorn workers recompute the same member when two kiosks upload at once): on
 PostgreSQL the member rows are locked ``FOR NO KEY UPDATE`` in id order first (not ``FOR UPDATE``, which
 would deadlock against the ``KEY SHARE`` locks that concurrent event inserts take for their foreign keys), so recomputations of one member
@@ -33,12 +37,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session as DbSession
 
+from protocol.sessionrules import shown_for
 from server.models import Correction as CorrectionRow
 from server.models import Member, ServiceCentre, ServiceSession, TapEvent
 
 from .corrections import Correction
 from .engine import compute_sessions
-from .rules import CentreRules, Session, Tap
+from .rules import CentreRules, Session, Shown, Tap
 from .window import quiet_gap, restart_index
 
 logger = logging.getLogger(__name__)
@@ -208,7 +213,14 @@ class _UuidCache(dict[str, uuid.UUID]):
 
 
 def _load_taps(db: DbSession, member_ids: list[int], cutoff: datetime | None) -> list[Tap]:
-    query = select(TapEvent.event_id, TapEvent.member_id, TapEvent.centre_id, TapEvent.effective_time).where(
+    query = select(
+        TapEvent.event_id,
+        TapEvent.member_id,
+        TapEvent.centre_id,
+        TapEvent.effective_time,
+        TapEvent.direction,
+        TapEvent.reason,
+    ).where(
         TapEvent.member_id.in_(member_ids),
         TapEvent.direction.in_(SESSION_DIRECTIONS),
         TapEvent.effective_time >= SESSION_TIMES[0],
@@ -216,7 +228,19 @@ def _load_taps(db: DbSession, member_ids: list[int], cutoff: datetime | None) ->
     )
     if cutoff is not None:
         query = query.where(TapEvent.effective_time >= cutoff)
-    return [Tap(str(r.event_id), r.member_id, r.centre_id, r.effective_time) for r in db.execute(query)]
+    shown = _ShownCache()
+    return [
+        Tap(str(r.event_id), r.member_id, r.centre_id, r.effective_time, shown[r.direction, r.reason])
+        for r in db.execute(query)
+    ]
+
+
+class _ShownCache(dict[tuple[str, str | None], Shown | None]):
+    """(direction, reason) → what the screen said; a handful of distinct values per recomputation."""
+
+    def __missing__(self, key: tuple[str, str | None]) -> Shown | None:
+        value = self[key] = shown_for(*key)
+        return value
 
 
 def _write(

@@ -91,6 +91,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "reason.max_length": ("超过最长时长", "Longer than the maximum"),
     "reason.closing_time": ("超过闭馆时间", "Past closing time"),
     "reason.open_elsewhere": ("在其他中心签到", "Checked in elsewhere"),
+    # protocol.sessionrules.ScreenReason: the kiosk's screen said something the record does not
+    "reason.screen_in": (
+        "终端显示：签到成功（记录为签退或重复刷卡）",
+        "The kiosk showed: checked in (recorded otherwise)",
+    ),
+    "reason.screen_out": (
+        "终端显示：签退成功（记录为签到或重复刷卡）",
+        "The kiosk showed: checked out (recorded otherwise)",
+    ),
+    "reason.screen_minutes": (
+        "终端显示的本次服务时长与记录不同",
+        "The kiosk showed another duration than the one recorded",
+    ),
+    "reason.screen_duplicate": (
+        "终端显示：重复刷卡（记录为签到或签退）",
+        "The kiosk showed: already checked in or out (recorded as a check-in or check-out)",
+    ),
     "direction.in": ("签到", "In"),
     "direction.out": ("签退", "Out"),
     "direction.duplicate": ("重复", "Duplicate"),

@@ -97,8 +97,11 @@ def test_unknown_and_withdrawn_cards_tell_the_member_to_see_staff(
     page: Any, kiosk: KioskProcess, shots: Path
 ) -> None:
     unknown = confirmation_after(page, lambda: sim_type(page, f"card:{UNKNOWN_CARD}"))
-    assert (unknown["kind"], unknown["colour"], unknown["head"]) == ("unknown", "red", "请联系工作人员")
-    assert unknown["name"] == "" and "未识别" in unknown["msg"] and unknown["sound"] == "error"
+    assert (unknown["kind"], unknown["colour"], unknown["head"]) == ("unknown", "amber", "请联系工作人员")
+    assert unknown["name"] == "" and unknown["sound"] == "warn"
+    assert (
+        "未登记" in unknown["msg"] and "已记录" in unknown["msg"] and "工作人员将核实确认" in unknown["msg"]
+    )
     page.screenshot(path=str(shots / "confirm-unknown.png"))
     revoked = sim_tap(page, MEMBERS["revoked"].card)
     assert (revoked["kind"], revoked["colour"]) == ("revoked", "red")

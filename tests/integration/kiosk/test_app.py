@@ -133,7 +133,7 @@ def test_unknown_card_is_recorded(kiosk_url):
     outcome = requests.post(
         f"{kiosk_url}/sim/read", json={"kind": "card", "value": UNKNOWN_CARD}, timeout=10
     ).json()
-    assert (outcome["kind"], outcome["colour"], outcome["recorded"]) == ("unknown", "red", True)
+    assert (outcome["kind"], outcome["colour"], outcome["recorded"]) == ("unknown", "amber", True)
     after = requests.get(f"{kiosk_url}/healthz", timeout=5).json()["outbox"]
     assert after["last_seq"] == before + 1 == outcome["seq"]
 

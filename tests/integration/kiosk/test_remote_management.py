@@ -225,3 +225,45 @@ def test_rotate_key_command_stores_the_new_secret_before_using_it(live_server, d
         service.stop()
         old_client.close()
         engine.dispose()
+
+
+def test_heartbeat_presence_makes_a_tap_of_a_member_open_elsewhere_an_amber_check_in(
+    live_server, db_url, tmp_path
+):  # type: ignore[no-untyped-def]
+    """The whole path: a session open at another centre on the server → heartbeat (protocol 2) → the
+    kiosk's decision → "签到成功" in amber naming that centre, recorded as ``shown:in:elsewhere``."""
+    import datetime as dt
+
+    from server.models import ServiceCentre
+    from server.sessions.store import recompute_sessions
+    from tests.factories import make_centre, make_kiosk, make_tap
+
+    now = dt.datetime.now(dt.UTC)
+    service, agent, seeded, _state = _enrolled_service(live_server, db_url, tmp_path, FakeClock(now))
+    try:
+        agent.beat()  # the roster
+        before = tap(service, seeded.cards[1])  # another member, nothing open: an ordinary check-in
+        assert (before.kind, before.colour) == (OutcomeKind.IN, "green")
+        engine = create_engine(db_url)
+        with Session(engine) as session:
+            here = session.get(ServiceCentre, seeded.centre_id)
+            there = make_centre(session, here.community, name="西街党群服务中心", closes_at=None)
+            make_tap(
+                session,
+                make_kiosk(session, there),
+                None,
+                now - dt.timedelta(minutes=20),
+                member_id=seeded.members[0],
+            )
+            session.flush()
+            recompute_sessions(session, [seeded.members[0]], now=now)
+            session.commit()
+        engine.dispose()
+        agent.beat()
+        outcome = tap(service, seeded.cards[0])
+        assert (outcome.kind, outcome.colour) == (OutcomeKind.IN_ELSEWHERE, "amber")
+        assert "西街党群服务中心" in outcome.message_zh and "审核" in outcome.message_zh
+        assert "staff review" in outcome.message_en
+        assert service.outbox.all_taps()[-1].reason == "shown:in:elsewhere"
+    finally:
+        service.stop()

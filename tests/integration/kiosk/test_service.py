@@ -58,10 +58,14 @@ def test_in_duplicate_out_through_the_simulator(make_service, clock):
     assert [t.direction for t in svc.outbox.all_taps()] == ["in", "duplicate", "out"]
 
 
-def test_unknown_and_revoked_are_recorded_in_red(make_service):
+def test_unknown_is_recorded_for_staff_in_amber_and_revoked_in_red(make_service):
+    """An unknown card is not a failure: the tap is recorded and staff confirm it (the server resolves
+    cards of members outside this kiosk's roster), and the screen says so."""
     svc = make_service()
     unknown = tap(svc, UNKNOWN_CARD)
-    assert (unknown.kind, unknown.colour, unknown.member_id) == (OutcomeKind.UNKNOWN, "red", None)
+    assert (unknown.kind, unknown.colour, unknown.member_id) == (OutcomeKind.UNKNOWN, "amber", None)
+    assert "已记录" in unknown.message_zh and "工作人员" in unknown.message_zh
+    assert "recorded" in unknown.message_en and "staff will confirm" in unknown.message_en
     revoked = tap(svc, REVOKED_CARD)
     assert (revoked.kind, revoked.colour) == (OutcomeKind.REVOKED, "red")
     rows = svc.outbox.all_taps()

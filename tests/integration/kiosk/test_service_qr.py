@@ -118,7 +118,7 @@ def test_badge_checks_in_with_low_trust_and_revoked_badge_is_rejected(svc, signi
     assert revoked.kind is OutcomeKind.QR_REFUSED and revoked.detail == "qr_badge_revoked"
     rows = svc.outbox.all_taps()
     assert [(t.direction, t.member_id, t.trust, t.badge_serial, t.reason) for t in rows] == [
-        ("in", 2, "low", "B1", None),
+        ("in", 2, "low", "B1", "shown:in"),  # what the screen said, for the server to compare
         ("rejected", 3, "low", "REVOKED7", "qr_badge_revoked"),
     ]
     # Badges are not single use: the same badge again is a debounced duplicate, not a replay.

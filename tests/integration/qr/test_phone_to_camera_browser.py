@@ -222,7 +222,7 @@ def test_phone_screenshot_through_the_kiosk_service_checks_in_once(
 
         rows = service.outbox.all_taps()
         assert [(r.direction, r.member_id, r.qr_step, r.trust, r.reason) for r in rows] == [
-            ("in", member.id, shown_step, "high", None),
+            ("in", member.id, shown_step, "high", "shown:in"),  # what the screen said
             ("rejected", member.id, shown_step, "high", "qr_replayed"),
         ]
     finally:

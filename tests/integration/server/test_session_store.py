@@ -28,6 +28,7 @@ from tests.unit.server.session_cases import (
     build_corrections,
     build_now,
     build_taps,
+    expected_roles,
     expected_sessions,
 )
 
@@ -76,6 +77,8 @@ def _load_case(db, case: Case, user_id: int) -> tuple[dict[int, Member], dict[in
         db.flush()
         centres[n] = centre
     kiosks = {n: make_kiosk(db, centre) for n, centre in centres.items()}
+    # every kiosk showed what the engine records (a screen that disagreed would send its session to review)
+    shown = expected_roles(case)
     rows = []
     for seq, tap in enumerate(taps, start=1):
         rows.append(
@@ -90,7 +93,7 @@ def _load_case(db, case: Case, user_id: int) -> tuple[dict[int, Member], dict[in
                 "credential_kind": "card",
                 "credential_hash": "ab" * 32,
                 "member_id": members[tap.member_id].id,
-                "direction": "in",
+                "direction": str(shown[tap.event_id]),
                 "device_time": tap.at,
                 "device_tz": "Asia/Shanghai",
                 "clock_offset_ms": 0,

@@ -6,7 +6,9 @@ import datetime as dt
 
 import pytest
 
-from kiosk.checkin import Decision, MemberState, MemberStates, Rules, decide, next_state
+from kiosk.checkin import HERE, Decision, MemberState, MemberStates, ServerView, decide, next_state
+from protocol.sessionrules import CentreRules as Rules
+from protocol.sessionrules import open_session
 
 T0 = dt.datetime(2025, 3, 3, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai
 S = dt.timedelta(seconds=1)
@@ -15,12 +17,12 @@ DEFAULT = Rules()
 CLOSING = Rules(closes_at=dt.time(21, 0))  # 21:00 Shanghai = 13:00 UTC
 
 
-def _in(at: dt.datetime) -> MemberState:
-    return MemberState(Decision.IN, at, at)
+def _in(at: dt.datetime, rules: Rules = DEFAULT) -> MemberState:
+    return MemberState(open_session(HERE, at, rules), at)
 
 
 def _out(at: dt.datetime) -> MemberState:
-    return MemberState(Decision.OUT, at, None)
+    return MemberState(None, at)
 
 
 CASES = [
@@ -41,8 +43,16 @@ CASES = [
     ("2 min after OUT is IN", _out(T0), T0 + 120 * S, DEFAULT, Decision.IN, None, None),
     ("exactly at max length is OUT", _in(T0), T0 + 12 * H, DEFAULT, Decision.OUT, 12 * H, None),
     ("past max length opens a new session", _in(T0), T0 + 12 * H + S, DEFAULT, Decision.IN, None, None),
-    ("exactly at closing time is OUT", _in(T0), T0 + 12 * H, CLOSING, Decision.OUT, 12 * H, None),
-    ("past closing time opens a new session", _in(T0), T0 + 12 * H + S, CLOSING, Decision.IN, None, None),
+    ("exactly at closing time is OUT", _in(T0, CLOSING), T0 + 12 * H, CLOSING, Decision.OUT, 12 * H, None),
+    (
+        "past closing time opens a new session",
+        _in(T0, CLOSING),
+        T0 + 12 * H + S,
+        CLOSING,
+        Decision.IN,
+        None,
+        None,
+    ),
     (
         "zero debounce never duplicates",
         _in(T0),
@@ -54,7 +64,7 @@ CASES = [
     ),
     (
         "check-in after closing runs to tomorrow's closing",
-        _in(T0 + 13 * H),  # 22:00 local
+        _in(T0 + 13 * H, CLOSING),  # 22:00 local
         T0 + 14 * H,
         CLOSING,
         Decision.OUT,
@@ -105,18 +115,54 @@ def test_naive_time_is_refused():
 def test_next_state_only_changes_on_toggle():
     s0 = _in(T0)
     dup = decide(member_id=1, revoked=False, locked=False, state=s0, rules=DEFAULT, now=T0 + S)
-    assert next_state(s0, dup, T0 + S) is s0
+    assert next_state(s0, dup) is s0
     out = decide(member_id=1, revoked=False, locked=False, state=s0, rules=DEFAULT, now=T0 + H)
-    assert next_state(s0, out, T0 + H) == _out(T0 + H)
+    assert next_state(s0, out) == _out(T0 + H)
+    assert out.reason == "shown:out:60"
 
 
 def test_member_states_rebuild():
     states = MemberStates()
-    assert states.rebuild([(1, "in", T0), (2, "out", T0)]) == 2
+    assert states.rebuild([(1, "in", T0), (2, "out", T0)], DEFAULT) == 2
     assert states.get(1) == _in(T0)
     assert states.get(2) == _out(T0)
     assert states.get(None) is None
     assert states.open_count() == 1
+
+
+def test_open_elsewhere_is_an_in_naming_the_centre():
+    """The heartbeat said the member is open at centre 9: a tap here is IN, and names centre 9."""
+    states = MemberStates()
+    elsewhere = MemberState(open_session(9, T0, DEFAULT), None)
+    states.apply_presence(4, T0 + S, {7: ServerView(elsewhere, T0)}, {9: "东湖党群服务中心"})
+    verdict = decide(
+        member_id=7,
+        revoked=False,
+        locked=False,
+        state=states.get(7, DEFAULT),
+        rules=DEFAULT,
+        now=T0 + H,
+        centre_names=states.centre_names,
+    )
+    assert verdict.decision is Decision.IN
+    assert verdict.elsewhere == "东湖党群服务中心"
+    assert verdict.reason == "shown:in:elsewhere"
+
+
+def test_own_taps_after_the_heartbeat_are_replayed_on_the_servers_view():
+    """Server: open here since T0 (another kiosk). This kiosk's own tap at T0+H (after the server's last
+    tap) is a check-out, so the next tap is a check-in — not the check-out the server view alone says."""
+    states = MemberStates()
+    states.apply_presence(4, T0 + S, {7: ServerView(_in(T0), T0)}, {})
+    first = decide(
+        member_id=7, revoked=False, locked=False, state=states.get(7, DEFAULT), rules=DEFAULT, now=T0 + H
+    )
+    assert first.decision is Decision.OUT and first.duration == H
+    states.record(7, T0 + H, first)
+    second = decide(
+        member_id=7, revoked=False, locked=False, state=states.get(7, DEFAULT), rules=DEFAULT, now=T0 + 2 * H
+    )
+    assert second.decision is Decision.IN
 
 
 def test_rules_validate():
@@ -133,5 +179,5 @@ def test_sequence_matches_the_server_engine_roles():
     for at in times:
         verdict = decide(member_id=3, revoked=False, locked=False, state=state, rules=CLOSING, now=at)
         roles.append(verdict.decision.value)
-        state = next_state(state, verdict, at)
+        state = next_state(state, verdict)
     assert roles == ["in", "duplicate", "out", "duplicate", "in", "in"]

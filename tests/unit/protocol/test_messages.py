@@ -318,3 +318,42 @@ def test_garbage_only_raises_validation_error(raw: bytes) -> None:
     for model in (TapEventIn, EventBatch, HeartbeatRequest, EnrolRequest):
         with pytest.raises(ValidationError):
             model.model_validate_json(raw)
+
+
+def test_roster_presence_round_trip_and_limits() -> None:
+    """Presence (protocol 2) rides the roster delta; a delta without it (an older server) still parses."""
+    open_at = NOW - dt.timedelta(minutes=9)
+    roster = {
+        "cursor": "c-18",
+        "presence": {
+            "centre_id": 3,
+            "as_of": NOW.isoformat(),
+            "members": [
+                {
+                    "member_id": 5,
+                    "last_tap_at": open_at.isoformat(),
+                    "open": {
+                        "centre_id": 4,
+                        "centre_name": "西街党群服务中心",
+                        "started_at": open_at.isoformat(),
+                        "until": (open_at + dt.timedelta(hours=12)).isoformat(),
+                        "until_reason": "max_length",
+                    },
+                },
+                {"member_id": 6, "last_tap_at": open_at.isoformat(), "last_toggle_here": open_at.isoformat()},
+            ],
+        },
+    }
+    delta = RosterDelta.model_validate_json(json.dumps(roster))
+    assert delta.presence is not None and delta.presence.members[0].open is not None
+    assert delta.presence.members[0].open.until_reason == "max_length"
+    assert RosterDelta.model_validate_json(delta.to_json_bytes()) == delta
+    assert RosterDelta.model_validate_json(json.dumps({"cursor": "c-18"})).presence is None
+    bad = json.loads(json.dumps(roster))
+    bad["presence"]["members"][0]["open"]["until_reason"] = "open_elsewhere_maybe"
+    with pytest.raises(ValidationError):
+        RosterDelta.model_validate_json(json.dumps(bad))
+    with pytest.raises(ValidationError):  # closed, like every message
+        RosterDelta.model_validate_json(
+            json.dumps({**roster, "presence": {**roster["presence"], "extra": 1}})
+        )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from protocol.sessionrules import Role, Shown, shown_for
 from server.sessions import (
     CentreRules,
     Correction,
@@ -226,3 +228,89 @@ def test_corrections_never_change_roles() -> None:
     )
     assert corrected.roles == plain.roles
     assert corrected.sessions[0].status == SessionStatus.REJECTED
+
+
+# -- what the screen said ---------------------------------------------------------------------------
+_T0 = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)
+
+
+def _tap(n: int, centre: int, minutes: float, shown: Shown | None) -> Tap:
+    at = _T0 + timedelta(minutes=minutes)
+    return Tap(event_uuid(f"s{n}", at), 1, centre, at, shown)
+
+
+def _sessions(*taps: Tap, now_minutes: float = 120):
+    return compute_sessions(taps, CentreRules(), now=_T0 + timedelta(minutes=now_minutes)).sessions
+
+
+def test_the_seen_case_a_kiosk_that_showed_out_sends_the_new_session_to_review() -> None:
+    """In at A, in at B, then A's kiosk (unaware of B) said "签退成功，本次服务 9 分钟": the server opens a
+    new session at A; that session is in review with the reason "the kiosk showed: checked out"."""
+    a_in = _tap(1, 1, 0, Shown(Role.IN))
+    b_in = _tap(2, 2, 5, Shown(Role.IN))
+    a_again = _tap(3, 1, 9, Shown(Role.OUT, 9))
+    a, b, new = _sessions(a_in, b_in, a_again)
+    assert (a.status, a.reason) == (SessionStatus.NEEDS_REVIEW, "open_elsewhere")
+    assert (b.status, b.reason) == (SessionStatus.NEEDS_REVIEW, "open_elsewhere")
+    assert new.key == a_again.event_id
+    assert (new.status, new.reason, new.credited_minutes) == (SessionStatus.NEEDS_REVIEW, "screen_out", 0)
+    assert new.ended_at is None
+
+
+def test_a_screen_that_agreed_changes_nothing() -> None:
+    taps = (
+        _tap(1, 1, 0, Shown(Role.IN)),
+        _tap(2, 1, 0.5, Shown(Role.DUPLICATE)),
+        _tap(3, 1, 30, Shown(Role.OUT, 30)),
+    )
+    (s,) = _sessions(*taps)
+    assert (s.status, s.credited_minutes, s.reason) == (SessionStatus.CLOSED, 30, None)
+    assert _sessions(*taps) == _sessions(*(replace(t, shown=None) for t in taps))
+
+
+def test_other_minutes_on_the_screen_send_the_session_to_review() -> None:
+    (s,) = _sessions(_tap(1, 1, 0, Shown(Role.IN)), _tap(2, 1, 30, Shown(Role.OUT, 41)))
+    assert (s.status, s.reason, s.credited_minutes) == (SessionStatus.NEEDS_REVIEW, "screen_minutes", 0)
+    assert s.ended_at == _T0 + timedelta(minutes=30)
+
+
+def test_a_screen_that_said_in_for_a_check_out_sends_that_session_to_review() -> None:
+    (s,) = _sessions(_tap(1, 1, 0, Shown(Role.IN)), _tap(2, 1, 30, Shown(Role.IN)))
+    assert (s.status, s.reason) == (SessionStatus.NEEDS_REVIEW, "screen_in")
+
+
+def test_a_screen_that_said_duplicate_for_a_toggle_and_a_toggle_for_a_duplicate() -> None:
+    (s,) = _sessions(_tap(1, 1, 0, Shown(Role.IN)), _tap(2, 1, 30, Shown(Role.DUPLICATE)))
+    assert (s.status, s.reason) == (SessionStatus.NEEDS_REVIEW, "screen_duplicate")
+    # a duplicate the screen called a check-out: the session the duplicate fell into goes to review
+    (s,) = _sessions(_tap(1, 1, 0, Shown(Role.IN)), _tap(2, 1, 0.5, Shown(Role.OUT, 0)), _tap(3, 1, 40, None))
+    assert (s.status, s.reason, s.ended_at) == (
+        SessionStatus.NEEDS_REVIEW,
+        "screen_out",
+        _T0 + timedelta(minutes=40),
+    )
+
+
+def test_taps_without_a_recorded_screen_are_not_compared() -> None:
+    (s,) = _sessions(_tap(1, 1, 0, None), _tap(2, 1, 30, None))
+    assert (s.status, s.credited_minutes) == (SessionStatus.CLOSED, 30)
+
+
+@pytest.mark.parametrize(
+    ("direction", "reason", "shown"),
+    [
+        ("in", "shown:in", Shown(Role.IN)),
+        ("in", "shown:in:elsewhere", Shown(Role.IN, elsewhere=True)),
+        ("out", "shown:out:9", Shown(Role.OUT, 9)),
+        ("duplicate", "shown:duplicate", Shown(Role.DUPLICATE)),
+        ("in", None, None),  # an older kiosk: not compared
+        ("out", "shown:in", None),  # direction and reason disagree: corrupt, not compared
+        ("out", "shown:out:x", None),
+        ("unknown", "not_in_roster", None),
+        ("rejected", "shown:in", None),
+    ],
+)
+def test_what_the_screen_said_round_trips_through_the_tap_reason(direction, reason, shown) -> None:
+    assert shown_for(direction, reason) == shown
+    if shown is not None:
+        assert shown_for(direction, shown.reason()) == shown

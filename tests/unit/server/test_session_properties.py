@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocol.sessionrules import Shown
 from server.sessions import (
     CentreRules,
     Correction,
@@ -216,3 +218,38 @@ def test_correction_invariants(specs, rules, now_after, data) -> None:
     shuffled_corrections = data.draw(st.permutations(corrections), label="shuffled corrections")
     assert compute_sessions(shuffled_taps, rules, shuffled_corrections, now=now) == result
     assert compute_sessions(taps, rules, corrections, now=now) == result
+
+
+@SETTINGS
+@given(specs=tap_specs, rules=rules_args, flips=st.lists(st.integers(0, 39), max_size=3))
+def test_a_screen_is_compared_with_the_record_and_only_a_disagreeing_one_sends_its_session_to_review(
+    specs: list[tuple[int, int, int]], rules: CentreRules | dict[int, CentreRules], flips: list[int]
+) -> None:
+    """Taps whose screens said exactly what the engine records change nothing; a tap whose screen said
+    another role leaves the session it opened or closed in review with a ``screen_*`` reason."""
+    taps = make_taps(specs)
+    now = (taps[-1].at if taps else BASE) + timedelta(hours=1)
+    plain = compute_sessions(taps, rules, now=now)
+    closed_by = {s.check_out_event_id: s for s in plain.sessions if s.check_out_event_id is not None}
+
+    def honest(t: Tap) -> Shown:
+        role = plain.roles[t.event_id]
+        return Shown(role, closed_by[t.event_id].credited_minutes if role is TapRole.OUT else None)
+
+    assert compute_sessions([replace(t, shown=honest(t)) for t in taps], rules, now=now) == plain
+    flipped = {taps[i].event_id for i in flips if i < len(taps)}
+    other = {TapRole.IN: TapRole.OUT, TapRole.OUT: TapRole.IN, TapRole.DUPLICATE: TapRole.IN}
+    shown = [
+        replace(t, shown=Shown(other[plain.roles[t.event_id]]) if t.event_id in flipped else honest(t))
+        for t in taps
+    ]
+    result = compute_sessions(shown, rules, now=now)
+    assert result.roles == plain.roles  # a screen never changes what a tap did
+    for event_id in flipped:
+        role = plain.roles[event_id]
+        key = event_id if role is TapRole.IN else closed_by[event_id].key if role is TapRole.OUT else None
+        if key is None:
+            continue
+        (session,) = [s for s in result.sessions if s.key == key]
+        assert session.status is SessionStatus.NEEDS_REVIEW and session.credited_minutes == 0, session
+        assert str(session.reason).startswith("screen_"), session

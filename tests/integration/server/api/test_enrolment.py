@@ -81,3 +81,15 @@ def test_cli_makes_a_usable_token(app_config, client, world, db_session, monkeyp
     assert client.post(PATH, json=_request(token)).status_code == 201
     missing = CliRunner().invoke(admin_group, ["enrol-token", "--centre", "NO-SUCH"])
     assert missing.exit_code == 2 and "服务中心" in missing.output
+
+
+def test_a_protocol_1_kiosk_still_enrols_and_a_future_one_is_told_why_not(client, world, db_session):
+    """The server speaks protocols 1 and 2 (2 adds heartbeat presence); a kiosk from the future is refused."""
+    old, _ = create_enrol_token(db_session, world.centre.code, ttl=timedelta(hours=1))
+    future, _ = create_enrol_token(db_session, world.centre.code, ttl=timedelta(hours=1))
+    db_session.commit()
+    response = client.post(PATH, json={**_request(old), "protocol_version": 1})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    refused = client.post(PATH, json={**_request(future), "protocol_version": 3})
+    assert refused.status_code == 400 and refused.get_json()["code"] == "unsupported_protocol"
+    assert "1 至 2" in refused.get_data(as_text=True)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from protocol.messages import Presence, RosterDelta
+from protocol.version import PROTOCOL_VERSION
 from server.models import Credential, Kiosk, KioskCommand, KioskConfig, KioskHeartbeat
 from server.roster import roster_delta
-from tests.factories import make_card, make_member
+from server.sessions.queue import enqueue_members
+from server.sessions.store import recompute_sessions
+from tests.factories import make_card, make_centre, make_kiosk, make_member, make_tap
 
 from .conftest import health
 
@@ -113,3 +118,44 @@ def test_config_is_sent_until_applied(signed, world, db_session):
     assert pending["desired_config_version"] == 3 and pending["config"] == {"debounce_s": 30}
     applied = _beat(signed, world.kiosk, config_version=3, applied_config_version=3)
     assert applied["config"] is None
+
+
+def test_presence_goes_only_to_kiosks_that_read_it(signed, world, db_session):
+    """A protocol-1 kiosk's closed RosterDelta would refuse a ``presence`` field, even ``null``."""
+    roster = _beat(signed, world.kiosk, protocol_version=1)["roster"]
+    assert "presence" not in roster
+    assert RosterDelta.model_validate_json(json.dumps(roster)).presence is None
+    roster = _beat(signed, world.kiosk, protocol_version=PROTOCOL_VERSION)["roster"]
+    assert roster["presence"] == {
+        "centre_id": world.centre.id,
+        "as_of": roster["presence"]["as_of"],
+        "members": [],
+    }
+
+
+def test_presence_names_the_centre_where_a_member_is_open(signed, world, db_session):
+    from server.models import Community
+
+    community = db_session.get(Community, world.centre.community_id)
+    other = make_centre(db_session, community, name="西街党群服务中心", closes_at=None)
+    there = make_kiosk(db_session, other)
+    now = datetime.now(UTC)
+    checked_in = make_tap(db_session, there, world.member, now - timedelta(minutes=10))
+    db_session.flush()
+    recompute_sessions(db_session, [world.member.id], now=now)
+    db_session.commit()
+    presence = Presence.model_validate_json(json.dumps(_beat(signed, world.kiosk)["roster"]["presence"]))
+    (member,) = presence.members
+    assert member.member_id == world.member.id and member.last_tap_at == checked_in.effective_time
+    assert member.open is not None and member.last_toggle_here is None
+    assert (member.open.centre_id, member.open.centre_name) == (other.id, "西街党群服务中心")
+    assert member.open.started_at == checked_in.effective_time
+    assert member.open.until == checked_in.effective_time + timedelta(minutes=other.max_session_minutes)
+
+    # a tap still waiting for its recompute is not reflected: last_tap_at stays where the sessions are
+    make_tap(db_session, there, world.member, now - timedelta(minutes=2))
+    enqueue_members(db_session, {world.member.id: now - timedelta(minutes=2)}, now=now)
+    db_session.commit()
+    presence = Presence.model_validate_json(json.dumps(_beat(signed, world.kiosk)["roster"]["presence"]))
+    (member,) = presence.members
+    assert member.last_tap_at == checked_in.effective_time and member.open is not None

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from protocol.version import PROTOCOL_VERSION
 from server.models import KioskHeartbeat, UsedNonce
 from tests.factories import make_kiosk
 
@@ -35,7 +36,7 @@ def _assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-
 def test_signed_heartbeat_is_accepted_and_stores_its_nonce(signed, world, db_session):
     response = signed.post(world.kiosk, PATH, _body())
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.headers["X-Baodao-Protocol"] == "1"
+    assert response.headers["X-Baodao-Protocol"] == str(PROTOCOL_VERSION)
     assert _count(db_session, KioskHeartbeat) == 1
     assert _count(db_session, UsedNonce) == 1
 
