@@ -6,9 +6,12 @@ for how staff decisions are replayed. Nothing here touches the database.
 
 from __future__ import annotations
 
+from protocol.sessionrules import DEFAULT_RULES, SHANGHAI, CentreRules, CloseReason
+from protocol.sessionrules import Role as TapRole
+
 from .corrections import Correction, IgnoredCorrection, IgnoreReason
 from .engine import EngineResult, compute_sessions
-from .rules import DEFAULT_RULES, SHANGHAI, CentreRules, CloseReason, Session, SessionStatus, Tap, TapRole
+from .rules import Session, SessionStatus, Tap
 
 __all__ = [
     "DEFAULT_RULES",

@@ -37,7 +37,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from .rules import Session, SessionStatus, whole_minutes
+from protocol.sessionrules import whole_minutes
+
+from .rules import Session, SessionStatus
 
 logger = logging.getLogger(__name__)
 

@@ -42,20 +42,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 
-from protocol.sessionrules import Ending, EndKind, OpenSession, expire, step
-
-from .corrections import Correction, IgnoredCorrection, IgnoreReason, apply_corrections
-from .rules import (
+from protocol.sessionrules import (
     DEFAULT_RULES,
     CentreRules,
     CloseReason,
+    Ending,
+    EndKind,
+    OpenSession,
     ScreenReason,
-    Session,
-    SessionStatus,
-    Tap,
-    TapRole,
-    require_aware,
+    expire,
+    step,
 )
+from protocol.sessionrules import Role as TapRole
+
+from .corrections import Correction, IgnoredCorrection, IgnoreReason, apply_corrections
+from .rules import Session, SessionStatus, Tap, require_aware
 
 logger = logging.getLogger(__name__)
 

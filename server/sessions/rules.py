@@ -18,17 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
-from protocol.sessionrules import (
-    DEFAULT_RULES,
-    MINUTE,
-    SHANGHAI,
-    CentreRules,
-    CloseReason,
-    ScreenReason,
-    Shown,
-    whole_minutes,
-)
-from protocol.sessionrules import Role as TapRole
+from protocol.sessionrules import Shown
 
 logger = logging.getLogger(__name__)
 
@@ -88,20 +78,3 @@ def require_aware(value: datetime, what: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware / {what} 必须带时区: {value!r}")
     return value.astimezone(UTC)
-
-
-__all__ = [
-    "DEFAULT_RULES",
-    "MINUTE",
-    "SHANGHAI",
-    "CentreRules",
-    "CloseReason",
-    "ScreenReason",
-    "Session",
-    "SessionStatus",
-    "Shown",
-    "Tap",
-    "TapRole",
-    "require_aware",
-    "whole_minutes",
-]

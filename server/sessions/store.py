@@ -37,13 +37,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session as DbSession
 
-from protocol.sessionrules import shown_for
+from protocol.sessionrules import CentreRules, Shown, shown_for
 from server.models import Correction as CorrectionRow
 from server.models import Member, ServiceCentre, ServiceSession, TapEvent
 
 from .corrections import Correction
 from .engine import compute_sessions
-from .rules import CentreRules, Session, Shown, Tap
+from .rules import Session, Tap
 from .window import quiet_gap, restart_index
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,9 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from .rules import SHANGHAI, require_aware, whole_minutes
+from protocol.sessionrules import SHANGHAI, whole_minutes
+
+from .rules import require_aware
 from .store import SESSION_TIMES
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from .rules import DEFAULT_RULES, CentreRules, Tap
+from protocol.sessionrules import DEFAULT_RULES, CentreRules
+
+from .rules import Tap
 
 logger = logging.getLogger(__name__)
 

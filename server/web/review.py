@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from protocol.flags import TapFlag
 from protocol.masking import mask_name
+from protocol.sessionrules import whole_minutes
 from server.models import Correction, Credential, Member, ServiceCentre, ServiceSession, TapEvent, utcnow
-from server.sessions.rules import whole_minutes
 
 from . import audit
 from .cards import CardError, card_hash

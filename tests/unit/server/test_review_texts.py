@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from protocol.flags import DEFAULT_REVIEW_FLAGS, TapFlag
+from protocol.sessionrules import CloseReason
 from server.config import ConfigError, load_config, review_flags
-from server.sessions.rules import CloseReason
 from server.web.reasons import export_text, merged_flags, session_reason, tap_flags
 from tests.conftest import TEST_KEYS
 

@@ -15,7 +15,7 @@ from itertools import pairwise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.sessionrules import Shown
+from protocol.sessionrules import Shown, whole_minutes
 from server.sessions import (
     CentreRules,
     Correction,
@@ -26,7 +26,6 @@ from server.sessions import (
     TapRole,
     compute_sessions,
 )
-from server.sessions.rules import whole_minutes
 
 from .session_cases import event_uuid
 

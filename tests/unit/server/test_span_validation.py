@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from server.sessions.rules import SHANGHAI
+from protocol.sessionrules import SHANGHAI
 from server.sessions.validation import CONFIRMABLE, SpanProblem, SpanRequest, validate_span
 
 P = SpanProblem
