@@ -9,8 +9,10 @@ checked by their prefix and, where the values are known here, one by one.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 import string
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,15 @@ def test_every_tap_flag_has_both_languages() -> None:
         assert all(text.strip() for text in texts), flag
         assert CJK.search(flag.label_zh) and not HALF_WIDTH.search(flag.label_zh + flag.explain_zh), flag
         assert flag.label_en != flag.label_zh and flag.explain_en != flag.explain_zh, flag
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_the_catalogues_are_package_data(package: str) -> None:
+    """An installed (non-editable) server or kiosk must carry its .po files: nothing else holds the texts."""
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        patterns = tomllib.load(handle)["tool"]["setuptools"]["package-data"].get(package, [])
+    files = sorted((ROOT / package / "translations").rglob("*.po"))
+    assert len(files) == len(LOCALES)
+    for path in files:
+        relative = path.relative_to(ROOT / package).as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
