@@ -8,8 +8,9 @@ the person's locale and fills ``{name}`` placeholders. The locale is chosen by :
 Flask-Babel's ``locale_selector``: the session's choice, else the signed-in account's saved one, else the
 deployment default.
 
-The ``.po`` files are read when the app is created (:class:`CatalogueDomain`), not compiled to ``.mo``
-first: a fresh clone has nothing to build and nothing to get out of step (docs/NOTES.md has the cost).
+The ``.po`` files are read by the running app (:class:`CatalogueDomain`, each locale on first use), not
+compiled to ``.mo`` first: a fresh clone has nothing to build and nothing to get out of step (docs/NOTES.md
+has the cost).
 ``tests/unit/test_catalogues.py`` checks that every key used exists in both catalogues and the Chinese.
 
 Times are stored in UTC and shown in the deployment's zone (``TIMEZONE``, Asia/Shanghai by default).
@@ -49,7 +50,7 @@ def read_catalogue(path: Path, locale: str) -> tuple[Translations, frozenset[str
 
 
 class CatalogueDomain(flask_babel.Domain):
-    """A Flask-Babel domain that holds the catalogues it read from ``.po`` files when the app was made.
+    """A Flask-Babel domain that holds the catalogues it read from the ``.po`` files (one per app).
 
     Flask-Babel's own domain loads compiled ``.mo`` files; reading the ``.po`` (the file people edit and
     review) removes a build step a fresh clone or a deployment could miss.
@@ -64,7 +65,8 @@ class CatalogueDomain(flask_babel.Domain):
         self._loaded: dict[str, tuple[Translations, frozenset[str]]] = {}
 
     def _catalogue(self, locale: str) -> tuple[Translations, frozenset[str]]:
-        """Read on first use (about 20 ms a locale), so an app that never shows English never reads it."""
+        """Read on first use (about 20 ms a locale), so an app that never shows English never reads it.
+        Two requests racing here both read the same file and store equal results: no lock needed."""
         loaded = self._loaded.get(locale)
         if loaded is None:
             path = self.directory / locale / "LC_MESSAGES" / f"{DOMAIN}.po"

@@ -2,7 +2,7 @@
 
 Completeness of the catalogues is tests/unit/test_catalogues.py; here the running app: the locale choice
 (session → account → deployment default) through Flask-Babel's ``locale_selector``, ``t`` and Jinja's
-``_()`` reading the same catalogue, and the ``.po`` read at start-up (nothing compiled).
+``_()`` reading the same catalogue, and the ``.po`` read as it is (nothing compiled).
 """
 
 from __future__ import annotations
