@@ -1,5 +1,7 @@
 """What the screen shows after a read: :class:`TapOutcome`, with its colour and bilingual text.
 
+The texts are the kiosk catalogue's ``outcome.<kind>`` messages (:mod:`kiosk.i18n`).
+
 The touch UI renders these as they arrive on the event stream; they carry no personal data beyond the
 masked name and the unit, the same things the member's own confirmation needs.
 """
@@ -11,6 +13,8 @@ import enum
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from kiosk.i18n import text, texts
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +50,13 @@ COLOURS: dict[OutcomeKind, str] = {
 
 
 def format_duration(seconds: float | None, language: str) -> str:
+    """``1小时5分钟`` / ``1 h 5 min`` (catalogue ``outcome.duration_*``); empty for no duration."""
     if seconds is None:
         return ""
-    minutes = int(seconds // 60)
-    hours, minutes = divmod(minutes, 60)
-    if language == "zh":
-        return f"{hours}小时{minutes}分钟" if hours else f"{minutes}分钟"
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    hours, minutes = divmod(int(seconds // 60), 60)
+    if hours:
+        return text("outcome.duration_hm", language, hours=hours, minutes=minutes)
+    return text("outcome.duration_m", language, minutes=minutes)
 
 
 def messages_for(
@@ -63,42 +67,21 @@ def messages_for(
     retry_s: float = 0,
     elsewhere: str | None = None,
 ) -> tuple[str, str]:
-    """(Chinese, English) text for the confirmation screen; ``elsewhere`` names the other centre."""
-    zh_d, en_d = format_duration(duration_s, "zh"), format_duration(duration_s, "en")
-    minutes = max(1, int(retry_s // 60 + (1 if retry_s % 60 else 0)))
-    table = {
-        OutcomeKind.IN: ("签到成功", "Checked in"),
-        OutcomeKind.OUT: (f"签退成功，本次服务 {zh_d}", f"Checked out after {en_d}"),
-        OutcomeKind.IN_ELSEWHERE: (
-            f"签到成功。您在{elsewhere or '其他服务中心'}的签到尚未签退，将交由工作人员审核",
-            f"Checked in. Your open session at {elsewhere or 'another centre'} goes to staff review",
-        ),
-        OutcomeKind.UNKNOWN: (
-            "本终端未登记此卡。刷卡已记录，工作人员将核实确认",
-            "This card is not registered at this kiosk. The tap is recorded; staff will confirm it",
-        ),
-        OutcomeKind.REVOKED: (
-            "此凭证已停用,请联系工作人员",
-            "This card has been withdrawn — please see staff",
-        ),
-        OutcomeKind.LOCKED: ("终端暂停使用,请联系工作人员", "This kiosk is locked — please see staff"),
-        OutcomeKind.PIN_WRONG: ("编号或密码错误", "Wrong member number or PIN"),
-        OutcomeKind.PIN_LOCKED: (
-            f"尝试次数过多,请 {minutes} 分钟后再试或联系工作人员",
-            f"Too many attempts — try again in {minutes} min or see staff",
-        ),
-        OutcomeKind.INVALID: ("无法识别,请重试", "Could not read — please try again"),
-        OutcomeKind.ERROR: ("记录失败,请联系工作人员", "Could not record — please see staff"),
-        OutcomeKind.STAFF: ("维护模式", "Maintenance mode"),
-        OutcomeKind.BINDING_CAPTURED: ("已读取新卡,请选择党员", "New card read — choose the member"),
-        OutcomeKind.BOUND: ("绑定已保存", "Binding saved"),
-        OutcomeKind.QR_REFUSED: ("二维码无效,请联系工作人员", "This code cannot be used — please see staff"),
-    }
+    """(Chinese, English) text for the confirmation screen, from the kiosk catalogue (``outcome.<kind>``);
+    ``elsewhere`` names the centre where the member's session is still open."""
+    if kind is OutcomeKind.IN_ELSEWHERE:
+        if elsewhere:
+            return texts("outcome.in_elsewhere", centre=elsewhere)
+        return texts("outcome.in_elsewhere_unnamed")
     if kind is OutcomeKind.DUPLICATE:
-        if previous == "out":
-            return "已签退", "Already checked out"
-        return "已签到", "Already checked in"
-    return table[kind]
+        return texts("outcome.duplicate_out" if previous == "out" else "outcome.duplicate_in")
+    if kind is OutcomeKind.OUT:
+        zh, en = (format_duration(duration_s, language) for language in ("zh", "en"))
+        return text("outcome.out", "zh", duration=zh), text("outcome.out", "en", duration=en)
+    if kind is OutcomeKind.PIN_LOCKED:
+        minutes = max(1, int(retry_s // 60 + (1 if retry_s % 60 else 0)))
+        return texts("outcome.pin_locked", minutes=minutes)
+    return texts(f"outcome.{kind.value}")
 
 
 @dataclass(frozen=True, slots=True)

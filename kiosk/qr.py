@@ -33,6 +33,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kiosk.i18n import has_message, texts
 from protocol import qrtoken
 from protocol.qrtoken import TokenKind, TokenRejected, VerifiedToken
 
@@ -52,30 +53,6 @@ CREATE TABLE IF NOT EXISTS qr_used (
 CREATE INDEX IF NOT EXISTS ix_qr_used_step ON qr_used (step);
 CREATE TABLE IF NOT EXISTS qr_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-#: (Chinese, English) per rejection code — what the member reads on the screen.
-MESSAGES: dict[str, tuple[str, str]] = {
-    "ok": ("二维码有效", "Code accepted"),
-    "qr_malformed": ("无法识别的二维码", "This is not a check-in code"),
-    "qr_unknown_key": (
-        "二维码密钥未知,请刷新手机页面或联系工作人员",
-        "Unknown code key — reload the page on your phone or see staff",
-    ),
-    "qr_forged": ("二维码签名无效,请联系工作人员", "This code is not genuine — please see staff"),
-    "qr_expired": (
-        "二维码已过期(截图无效),请刷新手机页面后重试",
-        "This code has expired (screenshots do not work) — refresh it on your phone and try again",
-    ),
-    "qr_from_future": (
-        "二维码时间异常,请检查手机时间",
-        "The code's time is wrong — check the clock on your phone",
-    ),
-    "qr_badge_revoked": ("此胸卡已注销,请联系工作人员", "This badge has been withdrawn — please see staff"),
-    "qr_replayed": (
-        "此二维码已使用过,请等待手机上的二维码更新后再试",
-        "This code has already been used — wait for the next code on your phone",
-    ),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +114,10 @@ def is_signed_token(text: str | bytes) -> bool:
 
 
 def _check(code: str, token: VerifiedToken | None = None, fingerprint: str | None = None) -> QrCheck:
-    zh, en = MESSAGES.get(code, MESSAGES["qr_malformed"])
+    known = has_message(f"qr.{code}")  # what the member reads: the kiosk catalogue's qr.<code>
+    if not known:
+        logger.warning("QR verdict %r has no text; shown as malformed", code)
+    zh, en = texts(f"qr.{code if known else 'qr_malformed'}")
     return QrCheck(code, zh, en, token, fingerprint)
 
 

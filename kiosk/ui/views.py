@@ -26,6 +26,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template
 
+from kiosk.i18n import catalogue, texts
 from kiosk.ui.sounds import SOUNDS, wav_bytes
 
 logger = logging.getLogger(__name__)
@@ -53,13 +54,15 @@ def _service() -> Any:
     return service
 
 
-def _error(status: int, code: str, en: str, zh: str) -> tuple[Response, int]:
+def _error(status: int, code: str) -> tuple[Response, int]:
+    """The kiosk API's error envelope; its texts are the catalogue's ``error.<code>``."""
+    zh, en = texts(f"error.{code}")
     return jsonify({"code": code, "message": en, "message_zh": zh}), status
 
 
 def _staff_only() -> tuple[Response, int] | None:
     if _service().state()["mode"] == "idle":
-        return _error(403, "not_in_maintenance", "maintenance mode only", "仅限维护模式")
+        return _error(403, "not_in_maintenance")
     return None
 
 
@@ -85,6 +88,7 @@ def index() -> str:
         language=service.config.language,
         simulate=service.config.simulate,
         sounds=sorted(SOUNDS),
+        screen_texts=catalogue().screen(),
     )
 
 
@@ -133,9 +137,7 @@ def sync_now() -> Any:
         return denied
     agent = getattr(_service(), "sync_agent", None)
     if agent is None:
-        return _error(
-            409, "not_enrolled", "this kiosk is not enrolled, nothing to sync", "终端尚未注册,无法同步"
-        )
+        return _error(409, "not_enrolled")
     woken = []
     for part in ("uploader", "heartbeat"):
         wake = getattr(getattr(agent, part, None), "wake", None)
@@ -185,7 +187,7 @@ def _demo_entries(source: Path | None) -> list[dict[str, str]]:
 def demo() -> Any:
     service = _service()
     if not service.config.simulate:
-        return _error(404, "not_found", "simulation mode is off", "未开启模拟模式")
+        return _error(404, "not_found")
     entries = _demo_entries(service.config.source)
     entries += [
         {"kind": "card", "value": uid, "label": "工作人员卡 Staff card"} for uid in service.config.staff_cards

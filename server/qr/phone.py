@@ -37,6 +37,7 @@ from protocol.qrtoken import STEP_SECONDS, mint_phone_token, step_at
 from server.db import get_db
 from server.models import Member
 from server.web.csrf import check_csrf
+from server.web.i18n import get_locale, init_i18n, t
 
 from . import login
 from .keys import ensure_signing_key, sealing_key, signer
@@ -49,49 +50,13 @@ bp = Blueprint("qr_phone", __name__, url_prefix="/m", template_folder="templates
 AHEAD_STEPS = 4
 REFRESH_S = 20
 SESSION_MEMBER = "qr_member"
-SESSION_LANG = "qr_lang"
 
-TEXT: dict[str, dict[str, str]] = {
-    "zh": {
-        "title": "我的报到码",
-        "member_no": "党员编号",
-        "pin": "密码(PIN)",
-        "login": "登录",
-        "logout": "退出",
-        "wrong": "编号或密码错误",
-        "locked": "尝试次数过多,请 {minutes} 分钟后再试",
-        "rate_limited": "尝试次数过多,请稍后再试",
-        "hint": "请将二维码对准终端摄像头",
-        "changes": "二维码每30秒更新,截图无效",
-        "offline": "网络已断开,二维码仍可使用 {seconds} 秒",
-        "expired": "二维码已失效,请联网后刷新页面",
-        "link_title": "一次性登录链接",
-        "link_go": "进入我的报到码",
-        "link_bad": "链接无效、已使用或已过期,请联系工作人员",
-        "switch": "English",
-    },
-    "en": {
-        "title": "My check-in code",
-        "member_no": "Member number",
-        "pin": "PIN",
-        "login": "Log in",
-        "logout": "Log out",
-        "wrong": "Wrong member number or PIN",
-        "locked": "Too many attempts — try again in {minutes} min",
-        "rate_limited": "Too many attempts — please try again later",
-        "hint": "Hold the code up to the kiosk camera",
-        "changes": "The code changes every 30 s; screenshots do not work",
-        "offline": "Offline — this code keeps working for {seconds} s",
-        "expired": "The code has expired — reconnect and reload the page",
-        "link_title": "One-time login link",
-        "link_go": "Open my check-in code",
-        "link_bad": "This link is invalid, used or expired — please see staff",
-        "switch": "中文",
-    },
-}
+#: ``?lang=`` values the page offers → the catalogue locale (kept in the session like the staff pages' choice).
+LANGS = {"zh": "zh_CN", "en": "en"}
 
 
 def register(app: Any) -> None:
+    init_i18n(app)
     for key, value in login.DEFAULTS.items():
         app.config.setdefault(key, value)
     app.register_blueprint(bp)
@@ -102,10 +67,11 @@ def _db() -> Session:
 
 
 def _lang() -> str:
+    """``zh`` or ``en``: a ``?lang=`` choice is remembered in the session's locale (the staff pages' too)."""
     asked = request.args.get("lang")
-    if asked in TEXT:
-        session[SESSION_LANG] = asked
-    return session.get(SESSION_LANG, "zh") if session.get(SESSION_LANG) in TEXT else "zh"
+    if asked in LANGS:
+        session["locale"] = LANGS[asked]
+    return "en" if get_locale() == "en" else "zh"
 
 
 @bp.before_request
@@ -125,7 +91,6 @@ def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     lang = _lang()
     return render_template(
         template,
-        t=TEXT[lang],
         lang=lang,
         other="en" if lang == "zh" else "zh",
         csrf_token=generate_csrf(),
@@ -145,11 +110,11 @@ def _current_member() -> Member | None:
 
 
 def _log_in(member: Member) -> None:
-    lang = session.get(SESSION_LANG)
+    locale = session.get("locale")
     session.clear()  # a fresh session: no fixation from before the login
     session[SESSION_MEMBER] = member.id
-    if lang:
-        session[SESSION_LANG] = lang
+    if locale:
+        session["locale"] = locale
 
 
 def token_payload(db: Session, member: Member, now: float | None = None) -> dict[str, Any]:
@@ -196,14 +161,13 @@ def pin_login() -> Any:
     if attempt.result is login.LoginResult.OK and attempt.member is not None:
         _log_in(attempt.member)
         return redirect(url_for("qr_phone.index"))
-    t = TEXT[_lang()]
     if attempt.result is login.LoginResult.WRONG:
-        return _page("qr/login.html", 401, error=t["wrong"])
+        return _page("qr/login.html", 401, error=t("phone.wrong"))
     minutes = max(1, -(-attempt.retry_after_s // 60))
     error = (
-        t["locked"].format(minutes=minutes)
+        t("phone.locked", minutes=minutes)
         if attempt.result is login.LoginResult.LOCKED
-        else t["rate_limited"]
+        else t("phone.rate_limited")
     )
     page, status = _page("qr/login.html", 429, error=error)
     return page, status, {"Retry-After": str(attempt.retry_after_s)}
@@ -232,7 +196,13 @@ def use_link() -> Any:
 def tokens() -> Any:
     member = _current_member()
     if member is None:
-        return jsonify({"error": "login_required", "message_zh": "请重新登录"}), 401
+        return jsonify(
+            {
+                "error": "login_required",
+                "message": t("phone.login_required", "en"),
+                "message_zh": t("phone.login_required", "zh_CN"),
+            }
+        ), 401
     db = _db()
     payload = token_payload(db, member)
     db.commit()

@@ -52,6 +52,7 @@ def register(app: Flask) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=int(app.config.get("SESSION_HOURS", 8))),
     )
     csrf.init_csrf(app)
+    i18n.init_i18n(app)
     for bp in _blueprints():
         app.register_blueprint(bp)
 
@@ -76,8 +77,6 @@ def register(app: Flask) -> None:
             response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
-    app.add_template_global(i18n.t, "t")
-    app.add_template_global(i18n.get_locale, "get_locale")
     app.add_template_global(reasons.tap_flags, "tap_flags")
     app.add_template_global(reasons.session_reason, "session_reason")
     app.jinja_env.filters.update(

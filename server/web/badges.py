@@ -40,7 +40,7 @@ from server.models import Credential, Member, QrBadge, Unit
 
 from . import audit
 from .common import db
-from .i18n import register_messages, t
+from .i18n import t
 from .scope import current_scope, require_write
 
 logger = logging.getLogger(__name__)
@@ -52,22 +52,6 @@ DPI = 150
 PAGE = (1240, 1754)  # A4 at 150 dpi
 COLUMNS, ROWS = 2, 4
 MARGIN = 60
-
-register_messages(
-    {
-        "badges.title": ("党员胸卡", "Member badges"),
-        "badges.link": ("打印胸卡", "Print badges"),
-        "badges.pdf": ("下载 PDF(全部)", "Download PDF (all)"),
-        "badges.png": ("下载 PNG(第 {n} 页)", "Download PNG (page {n})"),
-        "badges.ready": ("{n} 名党员有胸卡,可打印。", "{n} members have a badge to print."),
-        "badges.missing": ("{n} 名党员还没有胸卡。", "{n} members have no badge yet."),
-        "badges.issue": ("为未发卡党员生成胸卡", "Issue badges for members without one"),
-        "badges.issued": ("已生成 {n} 张胸卡。", "{n} badges issued."),
-        "badges.none": ("没有可打印的胸卡。", "No badges to print."),
-        "badges.serial": ("胸卡编号", "Badge serial"),
-        "badges.key_error": ("无法生成胸卡:{error}", "Cannot make badges: {error}"),
-    }
-)
 
 
 @dataclass(frozen=True)

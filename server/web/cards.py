@@ -23,7 +23,7 @@ from server.models import Credential, Member, User, utcnow
 
 from . import audit
 from .common import db
-from .i18n import register_messages, t
+from .i18n import t
 from .scope import current_scope, require_write
 
 logger = logging.getLogger(__name__)
@@ -31,48 +31,6 @@ bp = Blueprint("web_cards", __name__)
 
 REASON_MAX = 200
 CREDENTIAL_FIELDS = ("kind", "label", "status", "revoked_at", "revoked_reason", "replaced_by_id")
-
-register_messages(
-    {
-        "cards.title": ("卡片与凭证", "Cards and credentials"),
-        "cards.link": ("卡片管理", "Cards"),
-        "cards.bind": ("绑定卡片", "Bind card"),
-        "cards.uid": ("卡号(UID,十六进制)", "Card UID (hex)"),
-        "cards.uid_hint": (
-            "可直接刷卡或输入,例如 04:A2:3B:1C;系统只保存加密摘要和末四位。",
-            "Tap on the desk reader or type, e.g. 04:A2:3B:1C; only a keyed hash and the last four digits are kept.",
-        ),
-        "cards.bad_uid": ("卡号必须是 4-64 位十六进制数字。", "The card UID must be 4-64 hex digits."),
-        "cards.in_use": (
-            "这张卡已绑定在其他党员名下,请先注销。",
-            "This card is already bound to another member; revoke it there first.",
-        ),
-        "cards.bound": ("卡片 {label} 已绑定。", "Card {label} bound."),
-        "cards.revoke": ("注销", "Revoke"),
-        "cards.revoked": ("凭证 {label} 已注销。", "Credential {label} revoked."),
-        "cards.already_revoked": ("该凭证已注销。", "This credential is already revoked."),
-        "cards.replace": ("换卡", "Replace"),
-        "cards.replaced": ("已用 {new} 替换 {old}。", "{old} replaced by {new}."),
-        "cards.new_uid": ("新卡号", "New card UID"),
-        "cards.reason": ("原因", "Reason"),
-        "cards.reason_required": ("请填写原因。", "A reason is required."),
-        "cards.history": ("凭证历史", "Credential history"),
-        "cards.kind": ("类型", "Kind"),
-        "cards.label": ("标识", "Label"),
-        "cards.status": ("状态", "Status"),
-        "cards.issued": ("发放", "Issued"),
-        "cards.revoked_at": ("注销", "Revoked"),
-        "cards.replaced_by": ("替换为 {label}", "replaced by {label}"),
-        "cards.by": ("经办人", "By"),
-        "kind.card": ("IC 卡", "Card"),
-        "kind.id_card": ("身份证", "ID card"),
-        "kind.badge_qr": ("胸卡二维码", "Badge QR"),
-        "kind.phone_qr": ("手机二维码", "Phone QR"),
-        "kind.pin": ("PIN 码", "PIN"),
-        "credential_status.active": ("有效", "Active"),
-        "credential_status.revoked": ("已注销", "Revoked"),
-    }
-)
 
 
 class CardError(ValueError):

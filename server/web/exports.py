@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 from server.models import Member, ServiceSession, TapEvent
 
 from .common import db
-from .i18n import fmt_dt, register_messages, t
+from .i18n import fmt_dt, t
 from .members import filtered_members
 from .reasons import export_text, merged_flags, session_reason
 from .scope import current_scope
@@ -36,26 +36,6 @@ bp = Blueprint("web_exports", __name__, url_prefix="/export")
 FORMATS = ("csv", "xlsx")
 MAX_ROWS = 1_000_000  # Excel's sheet limit is 1,048,576 rows
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-register_messages(
-    {
-        "export.csv": ("导出 CSV", "Export CSV"),
-        "export.xlsx": ("导出 Excel", "Export Excel"),
-        "export.col.member_no": ("党员编号", "Member no."),
-        "export.col.name": ("姓名", "Name"),
-        "export.col.unit": ("报到单位", "Unit"),
-        "export.col.community": ("社区", "Community"),
-        "export.col.centre": ("服务中心", "Centre"),
-        "export.col.phone": ("手机号", "Phone"),
-        "export.col.status": ("状态", "Status"),
-        "export.col.started": ("签到时间", "Checked in"),
-        "export.col.ended": ("签退时间", "Checked out"),
-        "export.col.minutes": ("计入分钟", "Credited minutes"),
-        "export.col.reason": ("原因", "Reason"),
-        "export.col.source": ("来源", "Source"),
-        "export.col.flags": ("刷卡标记", "Tap flags"),
-    }
-)
 
 
 def _safe(value: Any) -> Any:

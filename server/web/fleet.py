@@ -40,7 +40,7 @@ from server.models.kiosks import COMMAND_NAMES
 from . import audit
 from .common import db, paginate, require_role
 from .exports import export_format, send_table
-from .i18n import fmt_dt, get_locale, register_messages, t
+from .i18n import fmt_dt, get_locale, t
 from .scope import current_scope
 
 logger = logging.getLogger(__name__)
@@ -56,97 +56,6 @@ DEFAULTS = {
 }
 _CONFIG = TypeAdapter(ConfigBody)
 REASON_MAX = 200
-
-register_messages(
-    {
-        "nav.fleet": ("终端管理", "Kiosks"),
-        "fleet.title": ("终端设备", "Kiosk fleet"),
-        "fleet.kiosk": ("终端", "Kiosk"),
-        "fleet.centre": ("服务中心", "Centre"),
-        "fleet.state": ("状态", "State"),
-        "fleet.online": ("在线", "Online"),
-        "fleet.offline": ("离线", "Offline"),
-        "fleet.revoked": ("已停用", "Revoked"),
-        "fleet.never": ("从未连接", "Never seen"),
-        "fleet.last_seen": ("最后心跳", "Last seen"),
-        "fleet.backlog": ("待上传", "Backlog"),
-        "fleet.oldest": ("最早未上传", "Oldest unsynced"),
-        "fleet.readers": ("读卡器", "Readers"),
-        "fleet.camera": ("摄像头", "Camera"),
-        "fleet.clock": ("时钟偏差", "Clock offset"),
-        "fleet.software": ("软件版本", "Software"),
-        "fleet.config": ("配置版本(应用/目标)", "Config (applied/desired)"),
-        "fleet.alerts": ("告警", "Alerts"),
-        "fleet.alert.silent": ("长时间无心跳", "Silent too long"),
-        "fleet.alert.backlog": ("待上传积压增长", "Backlog growing"),
-        "fleet.alert.clock": ("时钟偏差过大", "Clock drifting"),
-        "fleet.alert.chain": ("哈希链断裂", "Hash chain broken"),
-        "fleet.alert.device": ("设备故障", "Device error"),
-        "fleet.alert_count": ("{n} 台终端有告警", "{n} kiosks with alerts"),
-        "fleet.heartbeats": ("心跳记录", "Heartbeat history"),
-        "fleet.received": ("接收时间", "Received"),
-        "fleet.push_config": ("下发配置", "Push config"),
-        "fleet.config_body": ("配置(JSON)", "Config (JSON)"),
-        "fleet.config_bad": ("配置必须是 JSON 对象:{error}", "The config must be a JSON object: {error}"),
-        "fleet.config_pushed": ("已下发配置版本 {v}。", "Config version {v} queued."),
-        "fleet.configs": ("配置版本", "Config versions"),
-        "fleet.version": ("版本", "Version"),
-        "fleet.commands": ("远程命令", "Commands"),
-        "fleet.command": ("命令", "Command"),
-        "fleet.command_text": ("提示文字(显示消息用)", "Text (for show message)"),
-        "fleet.command_queued": ("命令已排队,将随下次心跳下发。", "Command queued for the next heartbeat."),
-        "fleet.command_bad": ("命令无效:{error}", "Invalid command: {error}"),
-        "fleet.queue": ("发送命令", "Queue command"),
-        "fleet.result": ("结果", "Result"),
-        "fleet.created": ("创建时间", "Created"),
-        "fleet.revoke": ("停用终端", "Revoke kiosk"),
-        "fleet.revoke_hint": (
-            "停用后该终端的所有请求都将被拒绝,需重新注册。",
-            "A revoked kiosk's requests are all refused; it must be enrolled again.",
-        ),
-        "fleet.revoked_ok": ("终端已停用。", "Kiosk revoked."),
-        "fleet.already_revoked": ("终端已经停用。", "The kiosk is already revoked."),
-        "fleet.reason": ("原因", "Reason"),
-        "fleet.reason_required": ("请填写原因。", "A reason is required."),
-        "fleet.enrol": ("生成注册令牌", "Issue enrolment token"),
-        "fleet.enrol_hint": (
-            "令牌只显示一次,{hours} 小时内有效,只能使用一次。",
-            "The token is shown once, is valid for {hours} hours and works once.",
-        ),
-        "fleet.enrol_token": ("注册令牌", "Enrolment token"),
-        "fleet.enrol_for": ("用于服务中心 {centre}", "For centre {centre}"),
-        "fleet.chain": ("哈希链核验", "Chain verification"),
-        "fleet.chain_verify": ("核验哈希链", "Verify chain"),
-        "fleet.chain_verify_all": ("核验全部终端的哈希链", "Verify every kiosk's chain"),
-        "fleet.chain_hint": (
-            "根据服务器上存储的刷卡记录重新计算哈希链，找出缺失、被删除或被改动的记录。",
-            "Recomputes the hash chain from the taps stored on the server, to find missing, deleted or "
-            "edited records.",
-        ),
-        "fleet.chain_events": ("记录数", "Events"),
-        "fleet.chain_verified": ("已验证", "Verified"),
-        "fleet.chain_result": ("结论", "Result"),
-        "fleet.chain_ok": ("哈希链完整", "Chain intact"),
-        "fleet.chain_bad": ("{gaps} 处缺失、{breaks} 处断裂", "{gaps} gaps, {breaks} breaks"),
-        "fleet.chain_findings": ("问题位置", "Where"),
-        "fleet.chain_back": ("返回", "Back"),
-        "fleet.chain_summary": (
-            "共核验 {n} 台终端，{bad} 台有问题。",
-            "Verified {n} kiosks, {bad} with problems.",
-        ),
-        "command.reload_config": ("重新加载配置", "Reload config"),
-        "command.resync_roster": ("重新同步名单", "Resync roster"),
-        "command.restart_readers": ("重启读卡器", "Restart readers"),
-        "command.lock_screen": ("锁定屏幕", "Lock screen"),
-        "command.unlock_screen": ("解锁屏幕", "Unlock screen"),
-        "command.show_message": ("显示消息", "Show message"),
-        "command.rotate_key": ("更换密钥", "Rotate key"),
-        "command_status.queued": ("排队中", "Queued"),
-        "command_status.sent": ("已下发", "Sent"),
-        "command_status.done": ("已完成", "Done"),
-        "command_status.failed": ("失败", "Failed"),
-    }
-)
 
 
 def _setting(name: str) -> int:

@@ -1,36 +1,115 @@
-"""Chinese-first translations and local time for the staff pages.
+"""Chinese-first translations (Flask-Babel over gettext catalogues) and local time for people's pages.
 
-A small catalogue (``messages.py``: key → (Chinese, English)) and one function, :func:`t`, rather than
-gettext/Flask-Babel: the staff app has a few hundred short strings, two languages, and no translators'
-tooling to feed, so a Python dict that a test checks for completeness is simpler to keep right than
-``.po``/``.mo`` files and a compile step. Chinese is the default; a person switches per session (and the
-choice is remembered on their account).
+Every string a person reads on the server — staff pages, the member's phone page, exports' labels, error
+pages — is a message of the gettext catalogues ``server/translations/<locale>/LC_MESSAGES/messages.po``
+(``zh_CN`` complete and the default, ``en``). Message ids are symbolic (``nav.sessions``), so the
+templates and views call :func:`t` with a key; ``t`` is a thin wrapper over the Flask-Babel translations of
+the person's locale and fills ``{name}`` placeholders. The locale is chosen by :func:`get_locale`, which is
+Flask-Babel's ``locale_selector``: the session's choice, else the signed-in account's saved one, else the
+deployment default.
+
+The ``.po`` files are read by the running app (:class:`CatalogueDomain`, each locale on first use), not
+compiled to ``.mo`` first: a fresh clone has nothing to build and nothing to get out of step (docs/NOTES.md
+has the cost).
+``tests/unit/test_catalogues.py`` checks that every key used exists in both catalogues and the Chinese.
 
 Times are stored in UTC and shown in the deployment's zone (``TIMEZONE``, Asia/Shanghai by default).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import current_app, g, has_request_context, session
-
-from .messages import MESSAGES
+import flask_babel
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+from flask import Flask, current_app, g, has_request_context, session
 
 logger = logging.getLogger(__name__)
 
 LOCALES = ("zh_CN", "en")
-_INDEX = {"zh_CN": 0, "en": 1}
+CATALOGUES = Path(__file__).resolve().parents[1] / "translations"
+DOMAIN = "messages"
 
 
-def register_messages(messages: dict[str, tuple[str, str]]) -> None:
-    """Add a feature's strings (key → (Chinese, English)); a key may be defined only once."""
-    clash = set(messages) & set(MESSAGES)
-    if clash:
-        raise ValueError(f"message keys defined twice: {sorted(clash)}")
-    MESSAGES.update(messages)
+def read_catalogue(path: Path, locale: str) -> tuple[Translations, frozenset[str]]:
+    """The translations of one ``.po`` file and the ids it defines (fuzzy entries count as missing)."""
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale=locale)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    ids = frozenset(str(m.id) for m in catalog if m.id and m.string and not m.fuzzy)
+    return Translations(compiled, domain=DOMAIN), ids
+
+
+class CatalogueDomain(flask_babel.Domain):
+    """A Flask-Babel domain that holds the catalogues it read from the ``.po`` files (one per app).
+
+    Flask-Babel's own domain loads compiled ``.mo`` files; reading the ``.po`` (the file people edit and
+    review) removes a build step a fresh clone or a deployment could miss.
+    """
+
+    def __init__(self, directory: Path = CATALOGUES, locales: tuple[str, ...] = LOCALES) -> None:
+        super().__init__(translation_directories=[str(directory)], domain=DOMAIN)
+        self.directory = directory
+        self.locales = locales
+        self.default = locales[0]
+        self._parsed = {Locale.parse(locale): locale for locale in locales}
+        self._loaded: dict[str, tuple[Translations, frozenset[str]]] = {}
+
+    def _catalogue(self, locale: str) -> tuple[Translations, frozenset[str]]:
+        """Read on first use (about 20 ms a locale), so an app that never shows English never reads it.
+        Two requests racing here both read the same file and store equal results: no lock needed."""
+        loaded = self._loaded.get(locale)
+        if loaded is None:
+            path = self.directory / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+            loaded = self._loaded[locale] = read_catalogue(path, locale)
+        return loaded
+
+    def translations(self, locale: str | None) -> Translations:
+        """The catalogue of ``locale``; the default's for a locale we do not offer."""
+        return self._catalogue(str(locale) if locale in self.locales else self.default)[0]
+
+    def get_translations(self) -> Translations | NullTranslations:
+        """Flask-Babel's ``gettext`` and Jinja's ``_()``: the catalogue of Flask-Babel's current locale
+        (which our :func:`get_locale` chose, or ``force_locale`` set)."""
+        return self.translations(self._parsed.get(flask_babel.get_locale()))
+
+    def has(self, key: str) -> bool:
+        """Is ``key`` a message? The default catalogue is complete (a test checks), so it decides."""
+        return key in self._catalogue(self.default)[1]
+
+
+def init_i18n(app: Flask) -> CatalogueDomain:
+    """Attach Flask-Babel with the catalogue domain and our locale choice to ``app``, and ``t`` /
+    ``get_locale`` to its templates (idempotent: the staff pages and the phone page both call it)."""
+    babel = app.extensions.get("babel")
+    if babel is not None:
+        return babel.instance.domain_instance
+    domain = CatalogueDomain()
+    babel_ext = flask_babel.Babel()
+    babel_ext.domain_instance = domain  # replaces Flask-Babel's cached .mo domain
+    babel_ext.init_app(
+        app,
+        default_locale=app.config.get("DEFAULT_LOCALE", "zh_CN"),
+        default_timezone=app.config.get("TIMEZONE", "Asia/Shanghai"),
+        locale_selector=get_locale,
+    )
+    app.add_template_global(t, "t")
+    app.add_template_global(get_locale, "get_locale")
+    return domain
+
+
+def catalogue() -> CatalogueDomain:
+    """The current app's catalogue domain."""
+    return current_app.extensions["babel"].instance.domain_instance
 
 
 def get_locale() -> str:
@@ -46,17 +125,21 @@ def get_locale() -> str:
     return "zh_CN"
 
 
+def has_message(key: str) -> bool:
+    """Is ``key`` a message of the catalogue (for texts looked up by a stored code, e.g. a reason)?"""
+    return catalogue().has(key)
+
+
 def t(key: str, locale: str | None = None, **params: object) -> str:
-    """The text for ``key`` in the current locale, with ``{name}`` placeholders filled from ``params``.
+    """The text for ``key`` in ``locale`` (default: the person's), ``{name}`` placeholders filled from
+    ``params``.
 
     An unknown key shows the key itself (and logs), so a missing string is visible but never breaks a page.
     """
-    entry = MESSAGES.get(key)
-    if entry is None:
+    domain = catalogue()
+    text = domain.translations(locale or get_locale()).gettext(key)
+    if text == key and not domain.has(key):
         logger.warning("missing message key %r", key)
-        text = key
-    else:
-        text = entry[_INDEX.get(locale or get_locale(), 0)]
     return text.format(**params) if params else text
 
 

@@ -17,45 +17,12 @@ from dataclasses import dataclass
 
 from protocol.flags import parse_flags
 
-from .i18n import get_locale, register_messages, t
-from .messages import MESSAGES
+from .i18n import get_locale, has_message, t
 
 logger = logging.getLogger(__name__)
 
 #: Between items of one cell in an export (a full-width semicolon reads right in Chinese and English).
 EXPORT_SEPARATOR = "；"
-
-register_messages(
-    {
-        "flags.unknown": ("未知标记：{code}", "Unknown flag: {code}"),
-        "flags.unknown_explain": (
-            "此标记不在本系统的标记列表中，可能来自旧版本或新版本的服务器，请按原始代码核查。",
-            "This flag is not in this server's list; it may come from an older or newer version. Check the "
-            "code as it is.",
-        ),
-        "flags.detail": ("（{detail}）", " ({detail})"),
-        "review.unknown_reason": ("未知原因：{code}", "Unknown reason: {code}"),
-        "review.unknown_reason_explain": (
-            "此原因不在本系统的原因列表中，请按原始代码核查。",
-            "This reason is not in this server's list; check the code as it is.",
-        ),
-        "reason.max_length.explain": (
-            "签到后超过最长服务时长仍未签退，已自动关闭并暂计 0 分钟，请核实实际签退时间。",
-            "Still checked in past the maximum session length: closed automatically and credited 0 "
-            "minutes until someone gives the real check-out.",
-        ),
-        "reason.closing_time.explain": (
-            "服务中心闭馆时仍未签退，已自动关闭并暂计 0 分钟，请核实实际签退时间。",
-            "Still checked in when the centre closed: closed automatically and credited 0 minutes until "
-            "someone gives the real check-out.",
-        ),
-        "reason.open_elsewhere.explain": (
-            "此记录未签退时，该党员又在另一个服务中心签到，本次记录暂计 0 分钟，请核实。",
-            "The member checked in at another centre while this session was open; it is credited 0 "
-            "minutes until someone checks it.",
-        ),
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +70,7 @@ def session_reason(reason: str | None, locale: str | None = None) -> Shown | Non
         return None
     locale = locale or get_locale()
     name, _, detail = reason.partition(":")
-    if f"reason.{name}" not in MESSAGES:
+    if not has_message(f"reason.{name}"):
         logger.info("session reason %r has no text", reason)
         label = t("review.unknown_reason", locale, code=reason)
         return Shown(reason, label, t("review.unknown_reason_explain", locale), known=False)
@@ -111,7 +78,7 @@ def session_reason(reason: str | None, locale: str | None = None) -> Shown | Non
     if detail:
         label += t("flags.detail", locale, detail=detail)
     explain_key = f"reason.{name}.explain"
-    explanation = t(explain_key, locale) if explain_key in MESSAGES else ""
+    explanation = t(explain_key, locale) if has_message(explain_key) else ""
     return Shown(reason, label, explanation, known=True)
 
 

@@ -22,7 +22,7 @@ from server.models import Unit
 from .charts import bar_chart, heatmap, line_chart
 from .common import arg_int, db
 from .exports import export_format, send_table
-from .i18n import register_messages, t, zone
+from .i18n import t, zone
 from .scope import current_scope
 
 logger = logging.getLogger(__name__)
@@ -32,54 +32,6 @@ GROUPS = ("unit", "community", "member")
 PAGE_ROWS = 200  # the HTML table; exports carry every row
 CHART_BARS = 30
 ACTIVITY_DEFAULT_DAYS = 90
-
-register_messages(
-    {
-        "nav.reports": ("统计报表", "Reports"),
-        "reports.hours": ("服务时长", "Service hours"),
-        "reports.idle": ("本季度未参加服务", "No service this quarter"),
-        "reports.activity": ("服务中心活跃时段", "Centre activity"),
-        "reports.group": ("统计对象", "Per"),
-        "reports.group.member": ("党员", "Member"),
-        "reports.group.unit": ("报到单位", "Unit"),
-        "reports.group.community": ("社区", "Community"),
-        "reports.year": ("年份", "Year"),
-        "reports.month": ("月份", "Month"),
-        "reports.whole_year": ("全年", "Whole year"),
-        "reports.code": ("编码", "Code"),
-        "reports.name": ("名称", "Name"),
-        "reports.hours_col": ("服务时长(小时)", "Hours"),
-        "reports.minutes_col": ("分钟", "Minutes"),
-        "reports.sessions_col": ("服务次数", "Sessions"),
-        "reports.unit_col": ("所属单位", "Unit"),
-        "reports.total": ("合计 {hours} 小时,{sessions} 次", "Total {hours} h in {sessions} sessions"),
-        "reports.chart_top": ("服务时长前 {n} 名(小时)", "Top {n} by service hours"),
-        "reports.chart_year": ("{year} 年各月服务时长(小时)", "Service hours by month, {year}"),
-        "reports.hours_unit": ("小时", "h"),
-        "reports.chart_month": (
-            "{year} 年 {month} 月每日服务时长(小时)",
-            "Service hours per day, {year}-{month}",
-        ),
-        "reports.month_label": ("{m}月", "M{m}"),
-        "reports.quarter": ("{year} 年第 {q} 季度", "Q{q} {year}"),
-        "reports.idle_count": ("{n} 名党员本季度尚无服务记录", "{n} members without service this quarter"),
-        "reports.idle_by_unit": ("各单位未参加服务人数", "Members without service, by unit"),
-        "reports.show": ("查看", "Show"),
-        "reports.checkins": ("签到次数", "Check-ins"),
-        "reports.weekday_hour": ("按星期和小时的签到次数", "Check-ins by weekday and hour"),
-        "reports.by_hour": ("按小时的签到次数", "Check-ins by hour"),
-        "reports.weekday": ("星期", "Weekday"),
-        "reports.hour": ("小时", "Hour"),
-        "reports.range": ("{first} 至 {last}", "{first} to {last}"),
-        "weekday.0": ("周一", "Mon"),
-        "weekday.1": ("周二", "Tue"),
-        "weekday.2": ("周三", "Wed"),
-        "weekday.3": ("周四", "Thu"),
-        "weekday.4": ("周五", "Fri"),
-        "weekday.5": ("周六", "Sat"),
-        "weekday.6": ("周日", "Sun"),
-    }
-)
 
 
 def _today() -> date:

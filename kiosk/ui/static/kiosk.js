@@ -9,42 +9,9 @@
 (function () {
   "use strict";
 
-  var I18N = {
-    zh: {
-      prompt: "请刷卡或出示二维码", prompt_other: "Tap your card or show your QR code",
-      today: "今日签到", no_card: "没带卡？输入编号", switch_lang: "English",
-      online: "在线", offline: "离线", backlog: "待上传 {n} 条",
-      keypad_title: "输入党员编号和密码", back: "返回", member_no: "党员编号", pin: "密码",
-      ok: "确定", del: "删除", abc: "ABC", num: "123", clear: "清空",
-      need_both: "请输入编号和至少 4 位密码",
-      maintenance: "维护模式", exit: "退出", sync_now: "立即同步", bind_card: "绑定新卡", cancel: "取消",
-      confirm: "确认绑定", bind_tap: "请在读卡器上刷需要绑定的新卡",
-      bind_captured: "已读取新卡，请选择党员", bind_already: "注意：此卡已绑定 {name}",
-      bind_question: "将此卡绑定到 {name}（{unit}）？", no_results: "没有匹配的党员",
-      sync_requested: "已请求同步", in: "签到", out: "签退", see_staff: "请联系工作人员",
-      readers: "读卡器", cameras: "摄像头", none: "无", outbox: "待上传", oldest: "最早未上传",
-      last_sync: "上次同步", never: "从未", clock_offset: "时钟偏差", software: "软件版本",
-      config: "配置版本", kiosk: "终端编号", not_enrolled: "未注册", roster: "名册凭证",
-      status: "状态", network: "网络", sec: "秒", min: "分钟", h: "小时", at: "时间"
-    },
-    en: {
-      prompt: "Tap your card or show your QR code", prompt_other: "请刷卡或出示二维码",
-      today: "Check-ins today", no_card: "No card? Use the keypad", switch_lang: "中文",
-      online: "Online", offline: "Offline", backlog: "{n} waiting to upload",
-      keypad_title: "Member number and PIN", back: "Back", member_no: "Member number", pin: "PIN",
-      ok: "OK", del: "Delete", abc: "ABC", num: "123", clear: "Clear",
-      need_both: "Enter your member number and a PIN of at least 4 digits",
-      maintenance: "Maintenance", exit: "Exit", sync_now: "Sync now", bind_card: "Bind a new card", cancel: "Cancel",
-      confirm: "Confirm binding", bind_tap: "Tap the new card on the reader",
-      bind_captured: "New card read — choose the member", bind_already: "Note: this card is bound to {name}",
-      bind_question: "Bind this card to {name} ({unit})?", no_results: "No matching member",
-      sync_requested: "Sync requested", in: "Check-in", out: "Check-out", see_staff: "Please see staff",
-      readers: "Readers", cameras: "Camera", none: "none", outbox: "Backlog", oldest: "Oldest unsynced",
-      last_sync: "Last sync", never: "never", clock_offset: "Clock offset", software: "Software",
-      config: "Config version", kiosk: "Kiosk", not_enrolled: "not enrolled", roster: "Roster credentials",
-      status: "Status", network: "Network", sec: "s", min: "min", h: "h", at: "Time"
-    }
-  };
+  // The screen's texts come from the kiosk's gettext catalogue (kiosk/translations/, ids screen.*),
+  // rendered into the page by kiosk/ui/views.py: {zh: {name: text}, en: {...}}.
+  var I18N = window.BAODAO_I18N || { zh: {}, en: {} };
   var HIDE_AFTER_MS = { green: 3500, amber: 4000, blue: 2500, red: 6000 };
   var IDLE_RESET_MS = 90000;
   var SOUND_FOR = { green: "ok", blue: "ok", amber: "warn", red: "error" };
@@ -131,7 +98,7 @@
       msg.hidden = true;
     }
     if (state.locked) {
-      var lt = state.lock_text || ["终端暂停使用", "This kiosk is locked"];
+      var lt = state.lock_text || [I18N.zh.locked_default, I18N.en.locked_default];
       $("lock-primary").textContent = lang === "en" ? lt[1] : lt[0];
       $("lock-secondary").textContent = lang === "en" ? lt[0] : lt[1];
     }

@@ -4,6 +4,8 @@ maintenance mode, the demo panel exists only in simulation mode, registration is
 from __future__ import annotations
 
 import io
+import json
+import re
 import struct
 import wave
 from collections.abc import Iterator
@@ -59,6 +61,17 @@ def test_register_ui_is_idempotent(client: tuple[Any, KioskService]) -> None:
     assert 'id="sim-panel"' in html and "/ui/static/kiosk.js" in html
     assert c.get("/ui/sounds/ok.wav").mimetype == "audio/wav"
     assert c.get("/ui/sounds/nope.wav").status_code == 404
+
+
+def test_the_page_carries_the_catalogue_texts(client: tuple[Any, KioskService]) -> None:
+    """The screen's labels are the kiosk catalogue's ``screen.*`` messages rendered into the page."""
+    c, _ = client
+    html = c.get("/").get_data(as_text=True)
+    texts = json.loads(re.search(r"window\.BAODAO_I18N = (\{.*?\});</script>", html).group(1))  # type: ignore[union-attr]
+    assert texts["zh"]["prompt"] == "请刷卡或出示二维码"
+    assert texts["en"]["prompt"] == "Tap your card or show your QR code"
+    assert texts["zh"].keys() == texts["en"].keys() and len(texts["zh"]) >= 40
+    assert "请刷卡" not in c.get("/ui/static/kiosk.js").get_data(as_text=True)  # no copy in the script
 
 
 def test_staff_endpoints_refuse_outside_maintenance(client: tuple[Any, KioskService]) -> None:

@@ -174,7 +174,7 @@ def test_approve_and_bulk_approve_use_the_same_rules(client, db_session, world) 
     assert bulk.status_code == 302
     queue = client.get("/review").get_data(as_text=True)
     assert "2025-03-03 09:00（甲方党员）未确认：时长超过本中心的最长时长 60 分钟。" in queue
-    assert "已确认 1 条,跳过 1 条" in queue
+    assert "已确认 1 条，跳过 1 条" in queue
     db_session.expire_all()
     approved = db_session.scalars(select(Correction.session_key).where(Correction.action == "approve")).all()
     assert approved == [db_session.get(ServiceSession, world.b.closed_session_id).key]

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.qr import MESSAGES, QrVerifier, apply_qr_material, is_signed_token
+from kiosk.i18n import has_message, texts
+from kiosk.qr import QrVerifier, apply_qr_material, is_signed_token
 from protocol import qrtoken
 from protocol.qrtoken import (
     STEP_SECONDS,
@@ -183,8 +184,8 @@ def test_a_running_verifier_sees_material_applied_by_another_process(tmp_path, k
 def test_every_code_has_both_languages():  # type: ignore[no-untyped-def]
     codes = {c.code for c in (qrtoken.Malformed, qrtoken.UnknownKey, qrtoken.ForgedSignature, qrtoken.Expired,
                               qrtoken.FromFuture, qrtoken.RevokedBadge, qrtoken.Replayed)}  # fmt: skip
-    assert codes <= set(MESSAGES)
-    assert all(zh and en and zh != en for zh, en in MESSAGES.values())
+    assert all(has_message(f"qr.{code}") for code in codes | {"ok"})
+    assert all(zh and en and zh != en for zh, en in (texts(f"qr.{code}") for code in codes))
 
 
 @pytest.fixture(scope="module")
@@ -202,4 +203,5 @@ def test_arbitrary_input_never_raises(fuzz_verifier, data, prefix):  # type: ign
         data = (b"BD1:" + data) if isinstance(data, bytes) else "BD1:" + data
     check = fuzz_verifier.verify_scanned(data)
     assert not check.accepted
-    assert check.code in MESSAGES
+    assert has_message(f"qr.{check.code}")
+    assert (check.message_zh, check.message_en) == texts(f"qr.{check.code}")
