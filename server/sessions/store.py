@@ -46,8 +46,11 @@ logger = logging.getLogger(__name__)
 #: How far before the earliest new tap an incremental recomputation looks for quiet points (plus two
 #: quiet gaps); members with no two quiet points in that range are recomputed over their whole history.
 INCREMENTAL_LOOKBACK = timedelta(days=7)
-#: Tap directions that identify a member; unknown and rejected taps never make sessions.
-SESSION_DIRECTIONS = ("in", "out", "duplicate")
+#: Tap directions whose taps feed a member's sessions (as toggle taps: the engine decides in or out).
+#: ``unknown`` is among them because an unknown tap carries a member id only when the server resolved a
+#: credential the kiosk did not know (server.ingest, flagged ``outside_roster``); the kiosk's recorded
+#: direction stays as recorded. Rejected taps never make sessions.
+SESSION_DIRECTIONS = ("in", "out", "duplicate", "unknown")
 
 _COMPARED = (
     "member_id",
