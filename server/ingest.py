@@ -433,14 +433,14 @@ def store_batch(
         since: Mapping[int, Any] = prepared.since
     else:
         positions, duplicates, flags, new_head = _decide(db, kiosk, prepared, head, before, broken)
-        if 0 not in positions:
+        if not positions or positions[0] != 0:  # the first event was not stored: nothing to flag
             after.pop(0, None)
         since = _earliest(prepared, positions)
     accepted = [events[p].event_id for p in positions]
     if prepared.qr_positions:  # replay flags must be on the rows before the append-only insert
-        _flag_qr_replays(
-            db, kiosk, prepared, [p for p in prepared.qr_positions if p in set(positions)], after
-        )
+        stored_now = positions if isinstance(positions, range) else set(positions)
+        qr = [p for p in prepared.qr_positions if p in stored_now]
+        _flag_qr_replays(db, kiosk, prepared, qr, after)
     rows = _rows(prepared, positions, before, after, broken)
     if rows:
         inserted = insert_rows(db, rows)

@@ -310,3 +310,14 @@ def test_uploads_checkpoint_the_wal_after_their_write_section(sqlite_template: P
         with engine.connect() as conn:  # the pooled connection has SQLite's automatic checkpoint back
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 1000
         engine.dispose()
+
+
+def test_the_shortcut_and_its_collision_check_work_on_both_databases(db_url: str) -> None:
+    """On both drivers the insert's row count tells a continuing batch from one whose ids another kiosk
+    stored (psycopg's executemany sums the rows; a wrong count would send every batch the long way)."""
+    _seed(db_url)
+    events, _ = _chain([{**_plain_fields(i), "member_id": 1} for i in range(3)], 1, GENESIS_HASH)
+    first, route = _ingest(db_url, "ka", {"events": events}, continuing=True)
+    assert route == "continued" and first.stored == 3 and first.ack.chain == "ok"
+    cloned, route = _ingest(db_url, "kb", {"events": events}, continuing=True)
+    assert route == "collided" and cloned.stored == 0 and len(cloned.ack.duplicates) == 3
