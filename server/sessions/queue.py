@@ -37,6 +37,7 @@ from sqlalchemy import Engine, Select, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from server.config import switched_on
+from server.ingest_db import sqlite_time
 from server.models import RecomputeQueueEntry
 from server.sqlite_writes import upload_marker
 
@@ -58,7 +59,7 @@ def enqueue_members(db: Session, since: Mapping[int, datetime] | Mapping[int, st
     A member already queued keeps one row with the earlier ``since`` and its original ``enqueued_at``
     (and is not rewritten when its ``since`` is earlier already). Rows are written in member order so
     concurrent uploads lock them in the same order (no deadlock). On SQLite the times may be given as
-    the text SQLite stores (:func:`server.ingest.sqlite_time`), formatted before the write lock was taken.
+    the text SQLite stores (:func:`server.ingest_db.sqlite_time`), formatted before the write lock was taken.
     """
     if not since:
         return
@@ -76,8 +77,6 @@ def enqueue_members(db: Session, since: Mapping[int, datetime] | Mapping[int, st
         return
     # SQLite: times as UTCDateTime stores them (fixed-width UTC text, so min() compares instants), through
     # the driver: SQLAlchemy's per-row bind processing was a fifth of the upload's time.
-    from server.ingest_db import sqlite_time
-
     stamp = sqlite_time(now)
     conn.exec_driver_sql(
         "INSERT INTO session_recompute_queue (member_id, since, enqueued_at) VALUES (?, ?, ?) "
