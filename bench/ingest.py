@@ -219,9 +219,11 @@ def raw_ceiling(url: str, kiosks: list[dict[str, Any]], events: dict[str, list])
     """The same rows the server would write, inserted into the same table in one transaction.
 
     Returns (driver, sqlalchemy) events/s. The ceiling is the driver's: one ``cursor.executemany`` of a
-    plain ``INSERT`` of the rows the server's own prepare step makes (:func:`server.ingest.prepare`,
-    outside the clock: they are already the driver's parameter tuples) — the server inserts through the
-    driver too, so anything slower would flatter the ratio. The engine is the server's own
+    plain ``INSERT`` of every column, of the rows the server's own prepare step makes
+    (:func:`server.ingest.prepare`, outside the clock: they are already the driver's parameter tuples;
+    the kiosk's ids put back as parameters, as earlier rounds measured it — the server writes them into
+    its statement instead) — the server inserts through the driver too, so anything slower would
+    flatter the ratio. The engine is the server's own
     (:func:`server.db.make_engine`), so on SQLite the connection has the server's pragmas (foreign keys
     on, WAL, ``synchronous=NORMAL``); the table is the migrated one, with its indexes and triggers. The
     SQLAlchemy Core ``executemany`` of the same rows (what earlier runs used as the ceiling) is measured
@@ -234,7 +236,7 @@ def raw_ceiling(url: str, kiosks: list[dict[str, Any]], events: dict[str, list])
     from server.config import DEFAULTS
     from server.db import make_engine
     from server.ingest import IngestSettings, look_up, prepare
-    from server.ingest_db import COLUMNS, codec_for, insert_sql
+    from server.ingest_db import COLUMNS, codec_for, full_row, insert_sql
     from server.models import Kiosk, TapEvent
 
     now = datetime.now(UTC)
@@ -249,9 +251,10 @@ def raw_ceiling(url: str, kiosks: list[dict[str, Any]], events: dict[str, list])
             for i in range(0, len(evs), BATCH):
                 batch = EventBatch.model_validate_json(json.dumps({"events": evs[i : i + BATCH]}))
                 kiosk, lookups = by_uid[uid], look_up(db, by_uid[uid], batch)
+                ids = (kiosk.id, kiosk.centre_id, kiosk.community_id)
                 for target, codec in ((params, dialect), (natives, "postgresql")):
                     ready = prepare(batch, kiosk, lookups, now=now, settings=settings, codec=codec_for(codec))
-                    target += ready.rows
+                    target += [full_row(ids, row) for row in ready.rows]
     started = time.perf_counter()
     with engine.begin() as conn:
         conn.connection.driver_connection.cursor().executemany(insert_sql(dialect, on_conflict=False), params)

@@ -219,8 +219,9 @@ def look_up(db: Session, kiosk: KioskLike, batch: EventBatch) -> Lookups:
 @dataclass
 class PreparedBatch:
     """One batch made ready for its store step (see :func:`prepare`); every list follows ``events``
-    (``seq`` order). ``rows`` are ``tap_events`` rows in the driver's form, as stored when the batch
-    continues the chain head (``chain_ok`` true, the flags of ``flags``)."""
+    (``seq`` order). ``rows`` are ``tap_events`` rows in the driver's form (:data:`server.ingest_db.
+    ROW_COLUMNS`: the kiosk's ids go into the statement), as stored when the batch continues the chain
+    head (``chain_ok`` true, the flags of ``flags``)."""
 
     events: list[TapEventIn]
     rows: list[tuple[Any, ...]]
@@ -255,7 +256,6 @@ def prepare(
     future = codec.time(now + settings.future_tolerance)
     session_from, session_until = (codec.time(at) for at in SESSION_TIMES)
     bound = settings.drift_bound_ms
-    kiosk_id, centre_id, community_id = kiosk.id, kiosk.centre_id, kiosk.community_id
     true = codec.true
     shifts: dict[int, timedelta] = {}  # a kiosk's clock offset changes rarely: one timedelta per value
     rows: list[tuple[Any, ...]] = []
@@ -315,10 +315,11 @@ def prepare(
         all_flags.append(flags)
         rows.append(
             (
-                codec.event_id(event_id), kiosk_id, centre_id, community_id, event.seq, event.prev_hash,
-                event.hash, kind, event.credential_hash, member_id, str(event.direction),
+                codec.event_id(event_id), event.seq, event.prev_hash, event.hash, kind,
+                event.credential_hash, member_id, str(event.direction),
                 None if event.trust is None else str(event.trust), event.qr_step, event.badge_serial,
-                event.reason, device, event.device_tz, offset, effective, received, true, join_flags(flags),
+                event.reason, device, event.device_tz, offset, effective, received, true,
+                join_flags(flags) if flags else None,
             )
         )  # fmt: skip
         prev = event
@@ -376,7 +377,7 @@ def store_batch(
         _flag_qr_replays(db, kiosk, prepared, qr, after)
     rows = _rows(prepared, positions, before, after, broken)
     if rows:
-        inserted = insert_rows(db, rows)
+        inserted = insert_rows(db, (kiosk.id, kiosk.centre_id, kiosk.community_id), rows)
         if fast and inserted != len(rows):
             raise BatchCollision(f"{len(rows) - inserted} of {len(rows)} event ids already stored")
     if flags:

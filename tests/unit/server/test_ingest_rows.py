@@ -18,7 +18,7 @@ from protocol.chain import GENESIS_HASH, compute_hash
 from protocol.ids import uuid7
 from protocol.messages import EventBatch
 from server.ingest import IngestSettings, Lookups, prepare
-from server.ingest_db import COLUMNS, codec_for, sqlite_time
+from server.ingest_db import ROW_COLUMNS, codec_for, sqlite_time
 from server.models import TapEvent
 from server.sessions.queue import Recomputer
 
@@ -87,8 +87,8 @@ def test_prepared_sqlite_rows_are_what_sqlalchemy_stores_for_the_native_rows(tap
             batch, _Kiosk(), lookups, now=now, settings=settings_, codec=codec_for(dialect)
         ).rows
     for native, lite in zip(rows["postgresql"], rows["sqlite"], strict=True):
-        assert len(native) == len(COLUMNS)
-        assert lite == tuple(_sa_bind(c, v) for c, v in zip(COLUMNS, native, strict=True))
+        assert len(native) == len(ROW_COLUMNS)
+        assert lite == tuple(_sa_bind(c, v) for c, v in zip(ROW_COLUMNS, native, strict=True))
 
 
 @pytest.fixture
