@@ -253,7 +253,7 @@ def raw_ceiling(url: str, kiosks: list[dict[str, Any]], events: dict[str, list])
                 kiosk, lookups = by_uid[uid], look_up(db, by_uid[uid], batch)
                 ids = (kiosk.id, kiosk.centre_id, kiosk.community_id)
                 for target, codec in ((params, dialect), (natives, "postgresql")):
-                    ready = prepare(batch, kiosk, lookups, now=now, settings=settings, codec=codec_for(codec))
+                    ready = prepare(batch, lookups, now=now, settings=settings, codec=codec_for(codec))
                     target += [full_row(ids, row) for row in ready.rows]
     started = time.perf_counter()
     with engine.begin() as conn:

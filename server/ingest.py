@@ -240,7 +240,6 @@ class PreparedBatch:
 
 def prepare(
     batch: EventBatch,
-    kiosk: KioskLike,
     lookups: Lookups,
     *,
     now: datetime,
@@ -530,7 +529,6 @@ def ingest_batch(
     event against the stored ids (a :class:`BatchCollision` would need a rollback the caller owns)."""
     prepared = prepare(
         batch,
-        kiosk,
         look_up(db, kiosk, batch),
         now=now,
         settings=settings,

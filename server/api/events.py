@@ -54,7 +54,6 @@ def upload_events():  # type: ignore[no-untyped-def]
     batch = parse_body(EventBatch)
     prepared = prepare(
         batch,
-        signed.kiosk,
         look_up(db, signed.kiosk, batch),
         now=now,
         settings=IngestSettings.from_config(app.config),

@@ -109,7 +109,7 @@ def _ingest(url: str, kiosk_uid: str, body: dict[str, Any], *, continuing: bool)
 
 def _prepare(db: Session, kiosk: Kiosk, batch: EventBatch) -> Any:
     codec = codec_for(db.get_bind().dialect.name)
-    return prepare(batch, kiosk, look_up(db, kiosk, batch), now=NOW, settings=SETTINGS, codec=codec)
+    return prepare(batch, look_up(db, kiosk, batch), now=NOW, settings=SETTINGS, codec=codec)
 
 
 def _stored(url: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -5,7 +5,6 @@ longer than its bound."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -39,14 +38,6 @@ def _sa_bind(column: str, value: object) -> object:
 def test_sqlite_time_is_what_utcdatetime_stores(at, tz_minutes):
     aware = at.replace(tzinfo=timezone(timedelta(minutes=tz_minutes)))
     assert sqlite_time(aware) == _sa_bind("device_time", aware)
-
-
-@dataclass(frozen=True)
-class _Kiosk:
-    id: int = 3
-    kiosk_uid: str = "K3"
-    centre_id: int = 2
-    community_id: int = 1
 
 
 @settings(max_examples=100, deadline=None)
@@ -83,9 +74,7 @@ def test_prepared_sqlite_rows_are_what_sqlalchemy_stores_for_the_native_rows(tap
     for dialect in ("postgresql", "sqlite"):
         now = datetime(2026, 12, 1, 8, tzinfo=UTC)
         settings_ = IngestSettings(drift_bound_ms=120_000, future_tolerance=timedelta(minutes=5))
-        rows[dialect] = prepare(
-            batch, _Kiosk(), lookups, now=now, settings=settings_, codec=codec_for(dialect)
-        ).rows
+        rows[dialect] = prepare(batch, lookups, now=now, settings=settings_, codec=codec_for(dialect)).rows
     for native, lite in zip(rows["postgresql"], rows["sqlite"], strict=True):
         assert len(native) == len(ROW_COLUMNS)
         assert lite == tuple(_sa_bind(c, v) for c, v in zip(ROW_COLUMNS, native, strict=True))
