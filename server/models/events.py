@@ -58,4 +58,4 @@ class TapEvent(Base):
     effective_time: Mapped[datetime]  # device_time corrected by the clock offset: what sessions use
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     chain_ok: Mapped[bool] = mapped_column(default=True)
-    flags: Mapped[str | None] = mapped_column(String(200))  # comma-separated: "chain_gap", "clock_drift", …
+    flags: Mapped[str | None] = mapped_column(String(200))  # protocol.flags.TapFlag values, comma-separated
