@@ -45,7 +45,8 @@ time lies more than ``FUTURE_TOLERANCE_S`` ahead), ``clock_drift`` (the kiosk's 
 previous tap — in the batch, or the chain head's, kept in ``kiosks.last_tap_offset_ms`` across batches),
 ``unknown_member:ID`` (a member id the server does not know: kept as a flag, not as a member) and
 ``outside_roster`` (a member the kiosk's roster does not carry, or a credential the kiosk did not know
-and the server resolved: the tap is the member's, its session goes to review).
+and the server resolved — stored as ``resolved_member_id``, beside the kiosk's ``member_id``, which the
+chain hash covers: the tap is the member's, its session goes to review).
 """
 
 from __future__ import annotations
@@ -291,6 +292,7 @@ def prepare(
         if prev is not None and abs(offset - prev.clock_offset_ms) > bound:
             flags.append(TapFlag.CLOCK_JUMP)
         member_id = event.member_id
+        resolved = None
         if member_id is not None:
             facts = lookups.members.get(member_id)
             if facts is None:  # kept as a flag, not as a member
@@ -299,14 +301,16 @@ def prepare(
             elif not lookups.carries(facts):  # credited to the member, never silently: reviewed
                 flags.append(TapFlag.OUTSIDE_ROSTER)
         elif event.direction == "unknown" and lookups.resolved:
-            member_id = lookups.resolved.get((str(event.credential_kind), event.credential_hash))
-            if member_id is not None:  # the member's tap; the recorded direction stays "unknown"
+            # The member's tap, in a column of its own: the kiosk's fields stay as recorded (and hashed).
+            resolved = lookups.resolved.get((str(event.credential_kind), event.credential_hash))
+            if resolved is not None:
                 flags.append(TapFlag.OUTSIDE_ROSTER)
+        credited = resolved if member_id is None else member_id
         entry = None
-        if for_sessions and member_id is not None and event.direction in SESSION_DIRECTIONS:
-            entry = (member_id, effective)
-            if member_id not in since or effective < since[member_id]:
-                since[member_id] = effective
+        if for_sessions and credited is not None and event.direction in SESSION_DIRECTIONS:
+            entry = (credited, effective)
+            if credited not in since or effective < since[credited]:
+                since[credited] = effective
         sessions.append(entry)
         kind = str(event.credential_kind)  # StrEnum: str() is the value, without Enum's slow .value
         if kind == "qr":
@@ -315,7 +319,7 @@ def prepare(
         rows.append(
             (
                 codec.event_id(event_id), event.seq, event.prev_hash, event.hash, kind,
-                event.credential_hash, member_id, str(event.direction),
+                event.credential_hash, member_id, resolved, str(event.direction),
                 None if event.trust is None else str(event.trust), event.qr_step, event.badge_serial,
                 event.reason, device, event.device_tz, offset, effective, received, true,
                 join_flags(flags) if flags else None,

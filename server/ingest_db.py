@@ -33,8 +33,14 @@ KIOSK_COLUMNS = ("kiosk_id", "centre_id", "community_id")
 #: What a prepared row holds, in this order: every column but the kiosk's.
 ROW_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in KIOSK_COLUMNS)
 CHAIN_OK_AT = ROW_COLUMNS.index("chain_ok")
-if ROW_COLUMNS[0] != "event_id" or ROW_COLUMNS[-2:] != ("chain_ok", "flags"):  # pragma: no cover
-    raise ImportError("server.ingest_db: prepare() writes event_id first and chain_ok, flags last")
+#: The order server.ingest.prepare writes its row tuples in; a schema change must fail loudly, not misplace values.
+_PREPARED_ORDER = (
+    "event_id", "seq", "prev_hash", "hash", "credential_kind", "credential_hash", "member_id",
+    "resolved_member_id", "direction", "trust", "qr_step", "badge_serial", "reason", "device_time",
+    "device_tz", "clock_offset_ms", "effective_time", "received_at", "chain_ok", "flags",
+)  # fmt: skip
+if ROW_COLUMNS != _PREPARED_ORDER:  # pragma: no cover - a guard for the next schema change
+    raise ImportError("server.ingest_db: tap_events columns changed; update server.ingest.prepare")
 
 
 def fields_text(value: datetime) -> str:

@@ -266,7 +266,8 @@ def test_a_member_outside_the_roster_is_credited_and_flagged(signed, world, db_s
 
 def test_a_credential_the_kiosk_did_not_know_is_resolved_to_its_member(signed, world, db_session):
     """The kiosk records an unknown card (direction ``unknown``, no member); the server knows every
-    credential: the taps are the member's, flagged ``outside_roster``, and form the member's session."""
+    credential: the taps are the member's (``resolved_member_id``), flagged ``outside_roster``, and form
+    the member's session; the stored chain still verifies, since the kiosk's fields are untouched."""
     from tests.factories import make_card, make_member
 
     visitor = make_member(db_session)  # reports to another community
@@ -277,13 +278,22 @@ def test_a_credential_the_kiosk_did_not_know_is_resolved_to_its_member(signed, w
     unbound = make_wire_events(1, start_seq=3, prev_hash=events[-1]["hash"])  # a card nobody holds
     _upload(signed, world.kiosk, events + unbound)
     rows = _stored(db_session)
-    assert [(r.member_id, r.direction, r.flags) for r in rows] == [
-        (visitor.id, "unknown", "outside_roster"),
-        (visitor.id, "unknown", "outside_roster"),
-        (None, "unknown", None),
+    assert [(r.member_id, r.resolved_member_id, r.direction, r.flags) for r in rows] == [
+        (None, visitor.id, "unknown", "outside_roster"),  # the kiosk's fields as recorded (and hashed)
+        (None, visitor.id, "unknown", "outside_roster"),
+        (None, None, "unknown", None),
     ]
     assert drain_all(db_session) == 1
     db_session.expire_all()
     (session,) = db_session.scalars(select(ServiceSession)).all()
     assert (session.member_id, session.centre_id) == (visitor.id, world.centre.id)
     assert (session.status, session.credited_minutes) == ("closed", 45)
+    from protocol.chain import verify_chain
+
+    stored = [
+        {c: getattr(r, c) for c in ("event_id", "seq", "prev_hash", "hash", "credential_kind", "credential_hash",
+                                    "qr_step", "badge_serial", "member_id", "direction", "device_time",
+                                    "device_tz", "clock_offset_ms", "trust", "reason")}
+        for r in rows
+    ]  # fmt: skip
+    assert verify_chain(stored).ok
