@@ -219,41 +219,56 @@ def raw_ceiling(url: str, kiosks: list[dict[str, Any]], events: dict[str, list])
     """The same rows the server would write, inserted into the same table in one transaction.
 
     Returns (driver, sqlalchemy) events/s. The ceiling is the driver's: one ``cursor.executemany`` of a
-    plain ``INSERT`` with the rows already converted to parameter tuples exactly as the server converts
-    them (:func:`server.ingest.driver_params`, outside the clock) — the server inserts through the
-    driver too, so anything slower would flatter the ratio. The engine is the server's own
+    plain ``INSERT`` of every column, of the rows the server's own prepare step makes
+    (:func:`server.ingest.prepare`, outside the clock: they are already the driver's parameter tuples;
+    the kiosk's ids put back as parameters, as earlier rounds measured it — the server writes them into
+    its statement instead) — the server inserts through the driver too, so anything slower would
+    flatter the ratio. The engine is the server's own
     (:func:`server.db.make_engine`), so on SQLite the connection has the server's pragmas (foreign keys
     on, WAL, ``synchronous=NORMAL``); the table is the migrated one, with its indexes and triggers. The
     SQLAlchemy Core ``executemany`` of the same rows (what earlier runs used as the ceiling) is measured
     on a second copy for comparison.
     """
+    from sqlalchemy.orm import Session
+
     from protocol.ids import uuid7
-    from protocol.messages import TapEventIn
+    from protocol.messages import EventBatch
+    from server.config import DEFAULTS
     from server.db import make_engine
-    from server.ingest import _row, driver_params, insert_sql
+    from server.ingest import IngestSettings, look_up, prepare
+    from server.ingest_db import COLUMNS, codec_for, full_row, insert_sql
     from server.models import Kiosk, TapEvent
 
     now = datetime.now(UTC)
-    rows = []
+    params: list[tuple[Any, ...]] = []
+    natives: list[tuple[Any, ...]] = []  # the same rows as psycopg takes them: what SQLAlchemy converts
     engine = make_engine(url)  # the server's engine settings: on SQLite its pragmas (foreign keys, WAL, …)
     dialect = engine.dialect.name
-    with engine.connect() as conn:
-        by_uid = {k.kiosk_uid: k for k in conn.execute(sa.select(Kiosk.__table__))}
-    for uid, evs in events.items():
-        for e in evs:
-            rows.append(_row(TapEventIn.model_validate_json(json.dumps(e)), by_uid[uid], now, True, []))
-    params = driver_params(dialect, rows)
+    settings = IngestSettings.from_config(DEFAULTS)
+    with Session(engine) as db:
+        by_uid = {k.kiosk_uid: k for k in db.scalars(sa.select(Kiosk))}
+        for uid, evs in events.items():
+            for i in range(0, len(evs), BATCH):
+                batch = EventBatch.model_validate_json(json.dumps({"events": evs[i : i + BATCH]}))
+                kiosk, lookups = by_uid[uid], look_up(db, by_uid[uid], batch)
+                ids = (kiosk.id, kiosk.centre_id, kiosk.community_id)
+                for target, codec in ((params, dialect), (natives, "postgresql")):
+                    ready = prepare(batch, lookups, now=now, settings=settings, codec=codec_for(codec))
+                    target += [full_row(ids, row) for row in ready.rows]
     started = time.perf_counter()
     with engine.begin() as conn:
         conn.connection.driver_connection.cursor().executemany(insert_sql(dialect, on_conflict=False), params)
-    driver = len(rows) / (time.perf_counter() - started)
+    driver = len(params) / (time.perf_counter() - started)
     # A second copy (tap events are append-only): new time-ordered ids, seqs beyond the first copy's.
     # It goes into the fuller table, so this comparison figure is, if anything, a little low.
-    copy = [{**r, "event_id": uuid7(), "seq": r["seq"] + 10**9} for r in rows]
+    copy = [
+        {**dict(zip(COLUMNS, row, strict=True)), "event_id": uuid7(), "seq": row[4] + 10**9}
+        for row in natives
+    ]
     started = time.perf_counter()
     with engine.begin() as conn:
         conn.execute(sa.insert(TapEvent), copy)
-    core = len(rows) / (time.perf_counter() - started)
+    core = len(copy) / (time.perf_counter() - started)
     engine.dispose()
     return driver, core
 

@@ -339,6 +339,22 @@ def load_enrolment(state_dir: str | os.PathLike[str]) -> Enrolment | None:
     return Enrolment(**data)
 
 
+#: Sync pacing options operators and the fault tests set from the environment (``SyncAgent`` keyword →
+#: variable); read here, with the other configuration, not by the sync module.
+SYNC_PACING_ENV = {
+    "idle_s": "BAODAO_SYNC_IDLE_S",
+    "backoff_base_s": "BAODAO_SYNC_BACKOFF_BASE_S",
+    "backoff_cap_s": "BAODAO_SYNC_BACKOFF_CAP_S",
+    "heartbeat_s": "BAODAO_HEARTBEAT_S",
+}
+
+
+def sync_pacing_from_env(environ: Any = None) -> dict[str, float]:
+    """The :data:`SYNC_PACING_ENV` options set in ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    return {key: float(env[name]) for key, name in SYNC_PACING_ENV.items() if env.get(name)}
+
+
 def credential_key_for(config: KioskConfig, enrolment: Enrolment | None) -> tuple[bytes, str]:
     """The credential key to hash reads with, and where it came from.
 

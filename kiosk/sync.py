@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kiosk.client import OFFSET_FILE, ClientError, ClockOffset, KioskClient, ServerError, backoff_delay
+from kiosk.config import sync_pacing_from_env
 from kiosk.outbox import Outbox
 from kiosk.roster import Roster
 
@@ -270,14 +270,6 @@ def _device_clock(service: Any) -> Callable[[], float]:
     return lambda: clock().timestamp()
 
 
-_ENV_OPTIONS = {
-    "idle_s": "BAODAO_SYNC_IDLE_S",
-    "backoff_base_s": "BAODAO_SYNC_BACKOFF_BASE_S",
-    "backoff_cap_s": "BAODAO_SYNC_BACKOFF_CAP_S",
-    "heartbeat_s": "BAODAO_HEARTBEAT_S",
-}
-
-
 class SyncAgent:
     """What :class:`kiosk.service.KioskService` starts: ``SyncAgent(service, enrolment).start()``.
 
@@ -291,9 +283,7 @@ class SyncAgent:
     def __init__(self, service: Any, enrolment: Any, **options: Any) -> None:
         from kiosk.heartbeat import HeartbeatAgent
 
-        for key, env in _ENV_OPTIONS.items():  # operators and fault tests tune pacing without code
-            if key not in options and os.environ.get(env):
-                options[key] = float(os.environ[env])
+        options = {**sync_pacing_from_env(), **options}  # operators and fault tests tune pacing without code
 
         self.service = service
         self.enrolment = enrolment

@@ -10,6 +10,7 @@ from flask import Flask
 
 from .config import load_config
 from .db import Database
+from .sessions import queue as recompute_queue
 
 logger = logging.getLogger(__name__)
 
@@ -25,18 +26,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db = Database()
     db.init_app(app)
+    assert db.engine is not None
+    recompute_queue.init_app(app, db.engine)
 
-    from .health import bp as health_bp
+    from . import health, web
+    from .api import bp as kiosk_api
+    from .api import init_app as init_kiosk_api
+    from .qr import phone
 
-    app.register_blueprint(health_bp)
-    for register in _optional_blueprints():
-        register(app)
+    app.register_blueprint(health.bp)  # GET /healthz
+    init_kiosk_api(app)  # the kiosk API's JSON error envelope
+    app.register_blueprint(kiosk_api)  # /api/v1: enrolment, events, heartbeat, bindings, key rotation
+    phone.register(app)  # /m/: the member's phone QR page (and its settings' defaults)
+    web.register(app)  # the staff pages: their sign-in and CSRF hooks and web_* blueprints (server/web)
     logger.info("server app created", extra={"database": db.backend})
     return app
-
-
-def _optional_blueprints() -> list[Any]:
-    """Feature blueprints register themselves through ``server.features.FEATURES`` (one per feature)."""
-    from .features import FEATURES
-
-    return list(FEATURES)

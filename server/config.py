@@ -68,14 +68,47 @@ def review_flags(value: str | Iterable[str] | None) -> frozenset[TapFlag]:
     return frozenset(flags)
 
 
+# Ingest and the session recomputer (server/ingest.py, server/sessions/queue.py, server/sqlite_writes.py).
+DEFAULTS.update(
+    {
+        # A tap is flagged clock_drift when its kiosk's measured offset exceeds this, and clock_jump when
+        # the offset moved by more than this since the kiosk's previous tap.
+        "CLOCK_DRIFT_BOUND_S": 120,
+        # A tap whose corrected time lies further ahead of the server's clock is flagged future_time.
+        "FUTURE_TOLERANCE_S": 300,
+        # The background recomputer of every server process: None means "on unless TESTING".
+        "SESSION_RECOMPUTER": None,
+        "SESSION_RECOMPUTE_INTERVAL_S": 2.0,
+        "SESSION_RECOMPUTE_QUIET_S": 0.5,
+        "SESSION_RECOMPUTE_MAX_DEFER_S": 10.0,
+        # SQLite: events a process stores between its own WAL checkpoints (outside the write section), and
+        # the automatic checkpoint threshold restored after each upload's write section.
+        "SQLITE_CHECKPOINT_EVERY_EVENTS": 4000,
+        "SQLITE_AUTOCHECKPOINT_PAGES": 1000,
+    }
+)
+_INGEST_INT_KEYS = {
+    "CLOCK_DRIFT_BOUND_S",
+    "FUTURE_TOLERANCE_S",
+    "SQLITE_CHECKPOINT_EVERY_EVENTS",
+    "SQLITE_AUTOCHECKPOINT_PAGES",
+}
+_INGEST_FLOAT_KEYS = {
+    "SESSION_RECOMPUTE_INTERVAL_S",
+    "SESSION_RECOMPUTE_QUIET_S",
+    "SESSION_RECOMPUTE_MAX_DEFER_S",
+}
+
 _INT_KEYS = {"MAX_REQUEST_BYTES", "SIGNATURE_MAX_SKEW_S", "ENROL_TOKEN_TTL_S"}
 _BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
 _SECRET_KEYS = ("SECRET_KEY", "CREDENTIAL_KEY", "NATIONAL_ID_KEY")
 
 
 def _coerce(key: str, raw: str) -> Any:
-    if key in _INT_KEYS:
+    if key in _INT_KEYS or key in _INGEST_INT_KEYS:
         return int(raw)
+    if key in _INGEST_FLOAT_KEYS:
+        return float(raw)
     if key in _BOOL_KEYS:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     return raw
@@ -119,6 +152,16 @@ def _persistent_secret(key: str) -> str:
             fh.write(value)
         logger.warning("generated %s under %s; set BAODAO_%s in production", key, folder, key)
         return value
+
+
+def switched_on(value: Any, *, default: bool) -> bool:
+    """A boolean setting that may come as text from the environment or a TOML file (``"off"``, ``"0"``…);
+    ``None`` means ``default``."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() not in {"0", "false", "no", "off", ""}
+    return bool(value)
 
 
 def key_bytes(config: Mapping[str, Any], name: str) -> bytes:

@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
+from .sqlite_writes import SqliteUploadGate, upload_marker
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,7 +43,6 @@ def make_engine(url: str, **kwargs: object) -> Engine:
             # is then memory access instead of read() calls: +4 % uploads in bench.ingest. The cost,
             # as SQLite documents it: a disk I/O error while reading surfaces as SIGBUS, not an error.
             cur.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
-            cur.execute("PRAGMA mmap_size=268435456")
             cur.close()
 
         return engine
@@ -50,16 +51,29 @@ def make_engine(url: str, **kwargs: object) -> Engine:
 
 
 class Database:
-    """Holds the engine and a request-scoped session; attached to an app with ``init_app``."""
+    """Holds the engine and a request-scoped session; attached to an app with ``init_app``.
+
+    On a SQLite file it also holds the upload write section (:class:`server.sqlite_writes.
+    SqliteUploadGate`, ``upload_gate``): process state of this database, made here rather than in a
+    module global, configured from ``SQLITE_*`` settings. ``None`` on PostgreSQL, which needs none.
+    """
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.session: scoped_session[Session] | None = None
+        self.upload_gate: SqliteUploadGate | None = None
 
     def init_app(self, app: Flask) -> None:
         self.engine = make_engine(app.config["DATABASE_URL"])
         factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.session = scoped_session(factory)
+        marker = upload_marker(self.engine)
+        if marker is not None:
+            self.upload_gate = SqliteUploadGate(
+                marker,
+                checkpoint_every=int(app.config["SQLITE_CHECKPOINT_EVERY_EVENTS"]),
+                autocheckpoint_pages=int(app.config["SQLITE_AUTOCHECKPOINT_PAGES"]),
+            )
         app.extensions["baodao_db"] = self
 
         @app.teardown_appcontext

@@ -1,4 +1,4 @@
-"""Bulk ingest of TapEvent batches from one kiosk: dedupe, chain check, one multi-row insert.
+"""Ingest of TapEvent batches from one kiosk: one pipeline, *prepare* then *store*, on both databases.
 
 The kiosk uploads at least once; the server makes that exactly once by the event id (the primary key):
 events already stored are acknowledged as duplicates and not touched. New events are checked against the
@@ -7,7 +7,7 @@ rather than bounced — an event is stored with ``chain_ok = false`` and a flag 
 ``prev_hash_mismatch``, ``hash_mismatch``, …) and the kiosk is marked ``chain_broken`` for staff. Bouncing
 would leave the kiosk retrying a poisoned batch forever and the taps would never reach anyone; storing
 and flagging keeps them visible and provable. Two cases cannot be stored because the history already
-holds something else in that place, and both are flagged and *not* acknowledged:
+holds something else in that place, and both are flagged and *not* stored:
 
 * an already stored event id sent again with a different hash (an edit after upload) — acknowledged as
   a duplicate, because the stored original stays authoritative, but flagged ``hash_mismatch``;
@@ -17,54 +17,77 @@ holds something else in that place, and both are flagged and *not* acknowledged:
 After a break the head re-anchors on the breaking event, so one missing event flags one place instead of
 every later batch.
 
-Speed: one SELECT for known ids, one for members, one ``INSERT … ON CONFLICT DO NOTHING`` executemany —
-never the ORM unit of work, and not SQLAlchemy's per-value bind processing either: the rows go to the
-DB-API driver as parameter tuples converted once (:func:`driver_params`; psycopg 3 pipelines the
-executemany). Chain hashes are checked with :func:`chain_hash` (canonical bytes written straight from the
-validated model); only an event that does not continue the chain goes through ``verify_chain`` for its
-exact flag. Sessions are *not* recomputed here: the affected members are queued (:mod:`server.sessions.queue`) in
-this transaction. QR taps go through :func:`server.qr.replay.flag_qr_replays` just before the insert,
-because the rows are append-only and the replay flag must be on them when they are written. The kiosk
-row is locked first (``FOR NO KEY UPDATE`` on PostgreSQL — it must not conflict with
-the ``KEY SHARE`` locks that foreign-key checks of concurrent nonce and event inserts take, or two
-requests of one kiosk deadlock; the write lock on SQLite), so two workers handling the same kiosk's
-retries run one after the other and see each other's rows. On SQLite the upload prepares the batch
-before taking that lock (:mod:`server.ingest_sqlite`), and a batch that continues the chain head is
-inserted as prepared instead of going through the general path below.
+The pipeline (the upload view, :mod:`server.api.events`, runs it; every flag is a
+:class:`protocol.flags.TapFlag`):
+
+1. :func:`look_up` — reads, no lock: which claimed members exist and whether the kiosk's roster carries
+   them (:class:`server.roster.RosterScope`, the roster's own definition), and which member a credential
+   the kiosk did not know belongs to (the server knows every credential).
+2. :func:`prepare` — pure, no database: sorts the batch, checks the chain *inside* it (consecutive
+   ``seq``, each ``prev_hash`` the previous ``hash``, every hash right, by :func:`chain_hash`), builds
+   every ``tap_events`` row already in the driver's form (:mod:`server.ingest_db`), with its flags, and
+   the session queue entries. Runs while another upload holds the database's lock.
+3. :func:`store_batch` — inside the caller's write section: locks the kiosk's chain head; a batch that
+   continues it is inserted as prepared (the common case: one insert, nothing looked up); anything else
+   (a retry of stored events, a gap, an edited or forked history) is decided event by event against the
+   stored ids and seqs, still from the prepared rows. QR replay flags (:mod:`server.qr.replay`), the
+   session queue and the new head are written in the same transaction.
+
+What the database decides differs only in :mod:`server.ingest_db` (row values, lookups, the head lock)
+and, on SQLite, the write section of :mod:`server.sqlite_writes`. Sessions are *not* recomputed here:
+the affected members are queued (:mod:`server.sessions.queue`) in this transaction.
+
+Flags besides the chain's: ``clock_offset_out_of_range`` (the offset carries the time out of the datetime
+range: the device time is stored as the effective time), ``time_out_of_range`` (outside
+:data:`~server.sessions.store.SESSION_TIMES`: kept, not used for sessions), ``future_time`` (the corrected
+time lies more than ``FUTURE_TOLERANCE_S`` ahead), ``clock_drift`` (the kiosk's measured offset exceeds
+``CLOCK_DRIFT_BOUND_S``), ``clock_jump`` (the offset moved by more than that bound since the kiosk's
+previous tap — in the batch, or the chain head's, kept in ``kiosks.last_tap_offset_ms`` across batches),
+``unknown_member:ID`` (a member id the server does not know: kept as a flag, not as a member) and
+``outside_roster`` (a member the kiosk's roster does not carry, or a credential the kiosk did not know
+and the server resolved — stored as ``resolved_member_id``, beside the kiosk's ``member_id``, which the
+chain hash covers: the tap is the member's, its session goes to review).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from protocol.chain import CHAIN_FIELDS, BreakReason, canonical_time, verify_chain
+from protocol.chain import BreakReason, verify_chain
+from protocol.flags import TapFlag, flag_text, join_flags
 from protocol.messages import BatchAck, ChainFlag, ChainStatus, EventBatch, TapEventIn
-from server.models import Kiosk, TapEvent
+from server.ingest_db import (
+    CHAIN_OK_AT,
+    ChainHead,
+    RowCodec,
+    codec_for,
+    insert_rows,
+    lock_head,
+    member_facts,
+    stored_hashes,
+    taken_seqs,
+)
+from server.ingest_hash import chain_hash
+from server.models import Credential, Kiosk, Member
 from server.qr.replay import flag_qr_replays
+from server.roster import ROSTER_KINDS, RosterScope, roster_scope
 from server.sessions.queue import enqueue_members
-from server.sessions.store import SESSION_TIMES
-
-if TYPE_CHECKING:
-    from server.ingest_sqlite import PreparedBatch
+from server.sessions.store import SESSION_DIRECTIONS, SESSION_TIMES
 
 logger = logging.getLogger(__name__)
 chain_log = logging.getLogger("baodao.chain")
 
-#: Events whose corrected time lies further ahead of the server clock than this are flagged.
-FUTURE_TOLERANCE = timedelta(minutes=5)
-#: Directions that belong to an identified member and therefore feed the session engine.
-SESSION_DIRECTIONS = frozenset({"in", "out", "duplicate"})
+#: Wire credential kind → the stored credential kind the roster sends as it (the roster's own table).
+_STORED_KIND = {wire: stored for stored, wire in ROSTER_KINDS.items()}
 
 
 class KioskLike(Protocol):
@@ -80,6 +103,28 @@ class KioskLike(Protocol):
     def community_id(self) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """The configured bounds ingest flags against (``server/config.py``)."""
+
+    drift_bound_ms: int
+    future_tolerance: timedelta
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> IngestSettings:
+        return cls(
+            drift_bound_ms=int(config["CLOCK_DRIFT_BOUND_S"]) * 1000,
+            future_tolerance=timedelta(seconds=int(config["FUTURE_TOLERANCE_S"])),
+        )
+
+
+class BatchCollision(Exception):
+    """A batch stored as continuing the chain head met event ids already stored by another kiosk (a
+    cloned outbox, a forgery): the caller rolls its transaction back and calls :func:`store_batch` again
+    with ``continuing=False``, which handles stored ids as always (acknowledged as duplicates, flagged
+    when their hash differs)."""
+
+
 @dataclass
 class IngestResult:
     """What a stored batch comes to; :attr:`ack` is built on first use, so a caller holding a lock can
@@ -92,7 +137,7 @@ class IngestResult:
     server_time: datetime
     member_ids: set[int] = field(default_factory=set)
     stored: int = 0
-    prepared_path: bool = False  # stored as prepared before the lock (server.ingest_sqlite)
+    continued: bool = False  # the batch continued the head and was inserted as prepared
 
     @cached_property
     def ack(self) -> BatchAck:
@@ -113,187 +158,177 @@ class IngestResult:
         )
 
 
-def chain_hash(
-    event: TapEventIn, canonical_device_time: str | None = None, event_id_hex: str | None = None
-) -> str:
-    """``protocol.chain.compute_hash(event.prev_hash, event)`` without ``model_dump`` or ``json.dumps``.
+def effective_time(event: TapEventIn) -> datetime:
+    """The kiosk's estimate of server time for ``event`` (device time + the offset it last measured,
+    "server time minus device time", see :mod:`protocol.signing`); the device time when the offset would
+    carry it out of the datetime range (flagged ``clock_offset_out_of_range`` by :func:`prepare`)."""
+    try:
+        return event.device_time + timedelta(milliseconds=event.clock_offset_ms)
+    except OverflowError:
+        return event.device_time
 
-    The same canonical bytes (fields of :data:`CHAIN_FIELDS`, ``None`` omitted, enums by value, UUIDs as
-    text, ``device_time`` in canonical UTC, sorted compact JSON), written directly in sorted key order:
-    dumping the model, and even one ``json.dumps`` per event, was a large part of the ingest time. Every
-    text field except ``reason`` is restricted by the validated schema to characters JSON writes as they
-    are (hex digits, enum values, ``[A-Za-z0-9_+-/]``, a UUID, the canonical time), so only ``reason``
-    goes through the JSON encoder. The enums are ``StrEnum``: formatting one writes its value (without
-    ``Enum.value``, a slow descriptor). ``canonical_device_time`` and ``event_id_hex`` (``UUID.hex``: the
-    dashed text is cut from it, cheaper than ``str(UUID)``) may be passed when the caller already has
-    them. ``tests/unit/server/test_ingest_hash.py`` checks it against ``compute_hash``.
+
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """What :func:`prepare` needs from the database, read by :func:`look_up` before any lock (members
+    and credentials are never deleted, and a change committed meanwhile is one a tap a moment earlier
+    would not have seen either)."""
+
+    #: Claimed member ids that exist → (community id, unit id).
+    members: Mapping[int, tuple[int, int]]
+    #: (wire credential kind, credential hash) → member id, for taps the kiosk recorded as unknown.
+    resolved: Mapping[tuple[str, str], int]
+    #: The kiosk's roster scope; ``None`` when every claimed member reports to the kiosk's community.
+    scope: RosterScope | None
+
+    def carries(self, facts: tuple[int, int]) -> bool:
+        """Does the kiosk's roster carry a member of ``facts`` (community id, unit id)?"""
+        return self.scope is None or self.scope.covers(*facts)
+
+
+def look_up(db: Session, kiosk: KioskLike, batch: EventBatch) -> Lookups:
+    """The :class:`Lookups` of ``batch`` at ``kiosk`` (reads only)."""
+    claimed = sorted({e.member_id for e in batch.events if e.member_id is not None})
+    members = member_facts(db, claimed) if claimed else {}
+    wanted = {
+        (str(e.credential_kind), e.credential_hash)
+        for e in batch.events
+        if e.member_id is None and e.direction == "unknown" and str(e.credential_kind) in _STORED_KIND
+    }
+    resolved: dict[tuple[str, str], int] = {}
+    if wanted:
+        rows = db.execute(
+            select(Credential.kind, Credential.value_hash, Credential.member_id)
+            .join(Member, Member.id == Credential.member_id)
+            .where(
+                Credential.status == "active",
+                Member.status == "active",
+                Credential.kind.in_({_STORED_KIND[kind] for kind, _ in wanted}),
+                Credential.value_hash.in_({hash_ for _, hash_ in wanted}),
+            )
+        )
+        for kind, value_hash, member_id in rows:
+            key = (ROSTER_KINDS[kind], value_hash)
+            if key in wanted:
+                resolved[key] = int(member_id)
+    scope = None
+    if any(community != kiosk.community_id for community, _ in members.values()):
+        scope = roster_scope(db, kiosk.community_id)
+    return Lookups(members, resolved, scope)
+
+
+@dataclass
+class PreparedBatch:
+    """One batch made ready for its store step (see :func:`prepare`); every list follows ``events``
+    (``seq`` order). ``rows`` are ``tap_events`` rows in the driver's form (:data:`server.ingest_db.
+    ROW_COLUMNS`: the kiosk's ids go into the statement), as stored when the batch continues the chain
+    head (``chain_ok`` true, the flags of ``flags``)."""
+
+    events: list[TapEventIn]
+    rows: list[tuple[Any, ...]]
+    #: Each event's flags except those only the store step can decide: its chain break, a QR replay,
+    #: and a clock jump of the first event against the chain head's offset.
+    flags: list[list[str]]
+    hash_ok: list[bool]
+    #: (member id, effective time) for the session queue, or ``None``; and the earliest per member.
+    sessions: list[tuple[int, Any] | None]
+    since: dict[int, Any]
+    continuous: bool  # consecutive seqs, each linking to the previous, every hash right
+    qr_positions: list[int]
+    codec: RowCodec
+    drift_bound_ms: int
+
+
+def prepare(
+    batch: EventBatch,
+    lookups: Lookups,
+    *,
+    now: datetime,
+    settings: IngestSettings,
+    codec: RowCodec,
+) -> PreparedBatch:
+    """:class:`PreparedBatch` of ``batch``: pure, no database. ``now`` is the receive time stamped on the
+    rows; ``codec`` the database's row form (:func:`server.ingest_db.codec_for`). Times are compared in
+    the codec's form (aware datetimes, or SQLite's fixed-width UTC text), which orders like the instants.
     """
-    if canonical_device_time is None:
-        canonical_device_time = _canonical_utc(event.device_time.astimezone(UTC))
-    h = event.event_id.hex if event_id_hex is None else event_id_hex
-    parts = []
-    if event.badge_serial is not None:
-        parts.append(f'"badge_serial":"{event.badge_serial}",')
-    parts.append(
-        f'"clock_offset_ms":{event.clock_offset_ms},"credential_hash":"{event.credential_hash}",'
-        f'"credential_kind":"{event.credential_kind}","device_time":"{canonical_device_time}",'
-        f'"device_tz":"{event.device_tz}","direction":"{event.direction}",'
-        f'"event_id":"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",'
-    )
-    if event.member_id is not None:
-        parts.append(f'"member_id":{event.member_id},')
-    parts.append(f'"prev_hash":"{event.prev_hash}",')
-    if event.qr_step is not None:
-        parts.append(f'"qr_step":{event.qr_step},')
-    if event.reason is not None:
-        parts.append(f'"reason":{_json_text(event.reason)},')
-    parts.append(f'"seq":{event.seq}')
-    if event.trust is not None:
-        parts.append(f',"trust":"{event.trust}"')
-    canonical = "{" + "".join(parts) + "}"
-    return hashlib.sha256(bytes.fromhex(event.prev_hash) + canonical.encode()).hexdigest()
-
-
-_json_text = json.JSONEncoder(ensure_ascii=False).encode
-#: The fields :func:`chain_hash` writes; a change to ``CHAIN_FIELDS`` must fail loudly, not hash wrongly.
-_HASHED_FIELDS = frozenset(
-    [
-        "badge_serial",
-        "clock_offset_ms",
-        "credential_hash",
-        "credential_kind",
-        "device_time",
-        "device_tz",
-        "direction",
-        "event_id",
-        "member_id",
-        "prev_hash",
-        "qr_step",
-        "reason",
-        "seq",
-        "trust",
-    ]
-)
-if frozenset(CHAIN_FIELDS) != _HASHED_FIELDS:  # pragma: no cover - a guard for the next protocol change
-    raise ImportError("server.ingest.chain_hash does not cover protocol.chain.CHAIN_FIELDS")
-
-
-def _canonical_utc(utc: datetime) -> str:
-    """:func:`protocol.chain.canonical_time` of a UTC datetime, without ``strftime``."""
-    if utc.year < 1000:  # strftime's %Y does not pad these: keep its exact output
-        return canonical_time(utc)
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
-        f"{utc.second:02d}.{utc.microsecond:06d}Z"
-    )
-
-
-_kiosks = Kiosk.__table__
-_LOCK_KIOSK = (
-    select(_kiosks.c.last_seq, _kiosks.c.last_hash, _kiosks.c.chain_broken)
-    .where(_kiosks.c.id == bindparam("kiosk_id"))
-    .with_for_update(key_share=True)
-)
-
-
-def _lock_kiosk(db: Session, kiosk_id: int) -> tuple[int, str, bool]:
-    if db.get_bind().dialect.name != "postgresql":
-        db.execute(text("DELETE FROM used_nonces WHERE 1 = 0"))  # take SQLite's write lock before reading
-    row = db.connection().execute(_LOCK_KIOSK, {"kiosk_id": kiosk_id}).one()
-    return int(row.last_seq), str(row.last_hash), bool(row.chain_broken)
-
-
-#: ``tap_events`` columns in table order: the insert's parameter tuples follow it.
-COLUMNS: tuple[str, ...] = tuple(c.name for c in TapEvent.__table__.columns)
-
-
-def sqlite_time(value: datetime) -> str:
-    """What SQLAlchemy's ``UTCDateTime`` stores on SQLite (naive UTC text, microseconds always written),
-    without going through its per-value bind processors. ``tests/unit/server/test_ingest_fastpath.py``
-    checks it against them. Shifting the fields by the offset is ``astimezone(UTC)`` without building a
-    UTC datetime (pydantic's UTC is its own tzinfo, so an identity test against ``UTC`` never matched);
-    the offset ``isoformat`` then appends is cut off rather than removed with ``replace(tzinfo=None)``,
-    which cost as much as the formatting. ``isoformat`` always writes a four-digit year, so the date
-    and time are the first 26 characters, or 19 when it leaves out a zero microsecond."""
-    offset = value.utcoffset()
-    return fields_text(value - offset if offset else value)
-
-
-def fields_text(value: datetime) -> str:
-    """``value``'s date and time fields as SQLite text, whatever its zone (see :func:`sqlite_time`, which
-    shifts the fields to UTC first; :mod:`server.ingest_sqlite` has them shifted already)."""
-    if value.microsecond:
-        return value.isoformat(" ")[:26]
-    return value.isoformat(" ")[:19] + ".000000"
-
-
-_EVENT_ID, _DEVICE_TIME, _EFFECTIVE, _RECEIVED, _CHAIN_OK = (
-    COLUMNS.index(c) for c in ("event_id", "device_time", "effective_time", "received_at", "chain_ok")
-)
-if (_EVENT_ID, _DEVICE_TIME, _EFFECTIVE, _RECEIVED, _CHAIN_OK) != (0, 15, 18, 19, 20):  # pragma: no cover
-    raise ImportError("server.ingest: tap_events column order changed; update _sqlite_params")
-
-
-def _sqlite_params(
-    natives: Sequence[tuple[Any, ...]], texts: Mapping[uuid.UUID, tuple[str, str, str]] | None = None
-) -> list[tuple[Any, ...]]:
-    """Native row tuples (see :func:`_native`) converted as SQLAlchemy's column types convert them on
-    SQLite: the UUID as 32 hex digits, times as :func:`sqlite_time`, the boolean as 0/1. ``texts`` (from
-    :func:`prepare`) holds the id and time conversions already done outside the write lock."""
-    stamps: dict[datetime, str] = {}  # received_at is one value per batch
-    out = []
-    for t in natives:
-        received = t[19]
-        if received not in stamps:
-            stamps[received] = sqlite_time(received)
-        received_text = stamps[received]
-        pre = texts.get(t[0]) if texts is not None else None
-        if pre is None:
-            pre = (t[0].hex, sqlite_time(t[15]), sqlite_time(t[18]))
-        out.append(
-            (pre[0], *t[1:15], pre[1], t[16], t[17], pre[2], received_text, int(t[20]), t[21])
+    events = sorted(batch.events, key=lambda e: e.seq)
+    received = codec.time(now)
+    future = codec.time(now + settings.future_tolerance)
+    session_from, session_until = (codec.time(at) for at in SESSION_TIMES)
+    bound = settings.drift_bound_ms
+    true = codec.true
+    shifts: dict[int, timedelta] = {}  # a kiosk's clock offset changes rarely: one timedelta per value
+    rows: list[tuple[Any, ...]] = []
+    all_flags: list[list[str]] = []
+    hash_ok: list[bool] = []
+    sessions: list[tuple[int, Any] | None] = []
+    since: dict[int, Any] = {}
+    qr_positions: list[int] = []
+    continuous = True
+    prev: TapEventIn | None = None
+    for position, event in enumerate(events):
+        offset = event.clock_offset_ms
+        shift = shifts.get(offset)
+        if shift is None:
+            shift = shifts[offset] = timedelta(milliseconds=offset)
+        device, effective, canonical, out_of_range = codec.tap_times(event.device_time, shift)
+        event_id = event.event_id
+        ok = chain_hash(event, canonical, event_id.hex) == event.hash
+        hash_ok.append(ok)
+        if continuous and (
+            not ok or (prev is not None and (event.seq != prev.seq + 1 or event.prev_hash != prev.hash))
+        ):
+            continuous = False
+        flags: list[str] = []
+        if out_of_range:
+            flags.append(TapFlag.CLOCK_OFFSET_OUT_OF_RANGE)
+        for_sessions = session_from <= effective < session_until
+        if not for_sessions:
+            flags.append(TapFlag.TIME_OUT_OF_RANGE)
+        if effective > future:
+            flags.append(TapFlag.FUTURE_TIME)
+        if abs(offset) > bound:
+            flags.append(TapFlag.CLOCK_DRIFT)
+        if prev is not None and abs(offset - prev.clock_offset_ms) > bound:
+            flags.append(TapFlag.CLOCK_JUMP)
+        member_id = event.member_id
+        resolved = None
+        if member_id is not None:
+            facts = lookups.members.get(member_id)
+            if facts is None:  # kept as a flag, not as a member
+                flags.append(flag_text(TapFlag.UNKNOWN_MEMBER, member_id))
+                member_id = None
+            elif not lookups.carries(facts):  # credited to the member, never silently: reviewed
+                flags.append(TapFlag.OUTSIDE_ROSTER)
+        elif event.direction == "unknown" and lookups.resolved:
+            # The member's tap, in a column of its own: the kiosk's fields stay as recorded (and hashed).
+            resolved = lookups.resolved.get((str(event.credential_kind), event.credential_hash))
+            if resolved is not None:
+                flags.append(TapFlag.OUTSIDE_ROSTER)
+        credited = resolved if member_id is None else member_id
+        entry = None
+        if for_sessions and credited is not None and event.direction in SESSION_DIRECTIONS:
+            entry = (credited, effective)
+            if credited not in since or effective < since[credited]:
+                since[credited] = effective
+        sessions.append(entry)
+        kind = str(event.credential_kind)  # StrEnum: str() is the value, without Enum's slow .value
+        if kind == "qr":
+            qr_positions.append(position)
+        all_flags.append(flags)
+        rows.append(
+            (
+                codec.event_id(event_id), event.seq, event.prev_hash, event.hash, kind,
+                event.credential_hash, member_id, resolved, str(event.direction),
+                None if event.trust is None else str(event.trust), event.qr_step, event.badge_serial,
+                event.reason, device, event.device_tz, offset, effective, received, true,
+                join_flags(flags) if flags else None,
+            )
         )  # fmt: skip
-    return out
-
-
-def driver_params(dialect: str, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The rows as DB-API parameter tuples in :data:`COLUMNS` order, converted as SQLAlchemy's column types
-    would convert them: psycopg adapts UUIDs, aware datetimes and booleans itself; SQLite gets the UUID
-    as 32 hex digits, times as :func:`sqlite_time`, booleans as 0/1."""
-    natives = [tuple(row[c] for c in COLUMNS) for row in rows]
-    return natives if dialect == "postgresql" else _sqlite_params(natives)
-
-
-def insert_sql(dialect: str, *, on_conflict: bool = True) -> str:
-    """The driver-level ``INSERT`` of :data:`COLUMNS` (``ON CONFLICT (event_id) DO NOTHING`` for ingest)."""
-    mark = "%s" if dialect == "postgresql" else "?"
-    sql = f"INSERT INTO tap_events ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))})"
-    return sql + (" ON CONFLICT (event_id) DO NOTHING" if on_conflict else "")
-
-
-def _insert_rows(
-    db: Session, natives: list[tuple[Any, ...]], texts: Mapping[uuid.UUID, tuple[str, str, str]] | None
-) -> None:
-    """One ``executemany`` through the driver (psycopg 3 pipelines it): SQLAlchemy's per-value bind
-    processing of 500 rows × 22 columns cost more than the database's own work."""
-    conn = db.connection()
-    dialect = conn.dialect.name
-    conn.exec_driver_sql(
-        insert_sql(dialect), natives if dialect == "postgresql" else _sqlite_params(natives, texts)
+        prev = event
+    return PreparedBatch(
+        events, rows, all_flags, hash_ok, sessions, since, continuous, qr_positions, codec, bound
     )
-
-
-def _existing(db: Session, sql_pg: str, sql_lite: str, values: list[Any]) -> list[tuple[Any, ...]]:
-    """Rows of a ``… IN (values)`` lookup through the driver: one array parameter on PostgreSQL, plain
-    placeholders on SQLite (500 of them is within its limit) — SQLAlchemy's expanding ``IN`` re-rendered
-    the statement for every request. On SQLite the DB-API cursor is used as it is: these statements
-    return plain values, and SQLAlchemy's result objects around 500 rows cost more than the query."""
-    conn = db.connection()
-    if conn.dialect.name == "postgresql":
-        return [tuple(r) for r in conn.exec_driver_sql(sql_pg, (values,))]
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None
-    return dbapi.execute(sql_lite.format(", ".join("?" * len(values))), values).fetchall()
 
 
 def _flag(event: TapEventIn, reason: BreakReason, expected: object, got: object) -> ChainFlag:
@@ -306,94 +341,183 @@ def _flag(event: TapEventIn, reason: BreakReason, expected: object, got: object)
     )
 
 
-def effective_time(event: TapEventIn) -> tuple[datetime, bool]:
-    """The kiosk's estimate of server time for ``event`` and ``False``; or, when the offset would carry
-    it out of the datetime range (a clock near year 9998 with a large offset), the device time and
-    ``True`` — stored and flagged, never an error that would make the kiosk re-send the batch forever."""
-    # The offset is "server time minus device time" as the kiosk last measured it (protocol.signing:
-    # "device time + measured offset" is the kiosk's estimate of server time).
-    try:
-        return event.device_time + timedelta(milliseconds=event.clock_offset_ms), False
-    except OverflowError:
-        return event.device_time, True
+def store_batch(
+    db: Session, kiosk: KioskLike, prepared: PreparedBatch, *, now: datetime, continuing: bool = True
+) -> IngestResult:
+    """The store step, inside the caller's transaction (and, on SQLite, its write section); the caller
+    commits, then sends ``result.ack``.
 
-
-def _native(
-    event: TapEventIn,
-    kiosk: KioskLike,
-    now: datetime,
-    chain_ok: bool,
-    flags: list[str],
-    member_id: int | None,
-    unknown_member: bool = False,
-) -> tuple[Any, ...]:
-    """The ``tap_events`` row of ``event`` as a tuple in :data:`COLUMNS` order with Python values (what
-    psycopg takes as it is; :func:`_sqlite_params` converts for SQLite). Appends to ``flags``, in this
-    order: ``clock_offset_out_of_range`` (the offset would carry the time out of the datetime range: the
-    device time is stored as the effective time), ``time_out_of_range`` (outside
-    :data:`~server.sessions.store.SESSION_TIMES`: kept, not used for sessions), ``future_time`` (the
-    corrected time lies too far ahead), then ``unknown_member:ID`` when asked. A tuple, not a dict:
-    building and re-reading 500 dicts of 22 keys per batch was measurable."""
-    effective, out_of_range = effective_time(event)
-    if out_of_range:
-        flags.append("clock_offset_out_of_range")
-    if not SESSION_TIMES[0] <= effective < SESSION_TIMES[1]:
-        flags.append("time_out_of_range")
-    if effective - now > FUTURE_TOLERANCE:
-        flags.append("future_time")
-    if unknown_member:  # a member id the server does not know is kept as a flag, not as a member
-        flags.append(f"unknown_member:{event.member_id}")
-    return (
-        event.event_id,
-        kiosk.id,
-        kiosk.centre_id,
-        kiosk.community_id,
-        event.seq,
-        event.prev_hash,
-        event.hash,
-        str(event.credential_kind),  # StrEnum: str() is the value, without Enum's slow .value
-        event.credential_hash,
-        member_id,
-        str(event.direction),
-        None if event.trust is None else str(event.trust),
-        event.qr_step,
-        event.badge_serial,
-        event.reason,
-        event.device_time,
-        event.device_tz,
-        event.clock_offset_ms,
-        effective,
-        now,
-        chain_ok,
-        ",".join(flags)[:200] or None,
-    )
-
-
-def _row(
-    event: TapEventIn, kiosk: KioskLike, now: datetime, chain_ok: bool, flags: list[str]
-) -> dict[str, Any]:
-    """:func:`_native` as a column → value dict (what :func:`flag_qr_replays` and the bench take)."""
-    return dict(zip(COLUMNS, _native(event, kiosk, now, chain_ok, flags, event.member_id), strict=True))
-
-
-def stored_hashes(db: Session, ids: list[Any]) -> dict[uuid.UUID, str]:
-    """Event id → stored hash of those of ``ids`` already stored (UUIDs on PostgreSQL, hex on SQLite)."""
-    return {
-        event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(event_id): hash_
-        for event_id, hash_ in _existing(
-            db,
-            "SELECT event_id, hash FROM tap_events WHERE event_id = ANY(%s)",
-            "SELECT event_id, hash FROM tap_events WHERE event_id IN ({})",
-            ids,
+    ``continuing``: a batch that continues the chain head is inserted without looking its ids up —
+    following the head, none of them can be stored unless another kiosk sent the same ids; the insert
+    skips those and :class:`BatchCollision` is raised for the caller to roll back and call again with
+    ``continuing=False``, which decides every event against the stored ids and seqs.
+    """
+    head = lock_head(db, kiosk.id)
+    events = prepared.events
+    first = events[0]
+    before: dict[int, str] = {}  # position → its chain flag (first in the stored text)
+    after: dict[int, list[str]] = {}  # position → flags after the prepared ones (jump, QR replay)
+    broken: set[int] = set()  # positions stored with chain_ok false
+    if _jumped(first.clock_offset_ms, head.offset_ms, prepared.drift_bound_ms):
+        after[0] = [TapFlag.CLOCK_JUMP]
+    fast = continuing and prepared.continuous and first.seq == head.seq + 1 and first.prev_hash == head.hash
+    if fast:
+        positions: Sequence[int] = range(len(events))
+        duplicates: list[uuid.UUID] = []
+        flags: list[ChainFlag] = []
+        last = events[-1]
+        new_head = (last.seq, last.hash, last.clock_offset_ms)
+        since: Mapping[int, Any] = prepared.since
+    else:
+        positions, duplicates, flags, new_head = _decide(db, kiosk, prepared, head, before, broken)
+        if not positions or positions[0] != 0:  # the first event was not stored: nothing to flag
+            after.pop(0, None)
+        since = _earliest(prepared, positions)
+    accepted = [events[p].event_id for p in positions]
+    if prepared.qr_positions:  # replay flags must be on the rows before the append-only insert
+        stored_now = positions if isinstance(positions, range) else set(positions)
+        qr = [p for p in prepared.qr_positions if p in stored_now]
+        _flag_qr_replays(db, kiosk, prepared, qr, after)
+    rows = _rows(prepared, positions, before, after, broken)
+    if rows:
+        inserted = insert_rows(db, (kiosk.id, kiosk.centre_id, kiosk.community_id), rows)
+        if fast and inserted != len(rows):
+            raise BatchCollision(f"{len(rows) - inserted} of {len(rows)} event ids already stored")
+    if flags:
+        chain_log.warning(
+            "chain problems from kiosk %s: %s",
+            kiosk.kiosk_uid,
+            "; ".join(f"seq {f.seq} {f.reason}" for f in flags[:10]),
         )
-    }
-
-
-def member_rows(db: Session, member_ids: list[int]) -> list[tuple[Any, ...]]:
-    """``(id,)`` of those of ``member_ids`` that exist."""
-    return _existing(
-        db, "SELECT id FROM members WHERE id = ANY(%s)", "SELECT id FROM members WHERE id IN ({})", member_ids
+    if since:
+        enqueue_members(db, since, now=now)
+    head_seq, head_hash, head_offset = new_head
+    db.connection().execute(  # Core, not an ORM-enabled UPDATE: nothing here needs the identity map
+        update(_kiosks)
+        .where(_kiosks.c.id == kiosk.id)
+        .values(
+            last_seq=head_seq,
+            last_hash=head_hash,
+            last_tap_offset_ms=head_offset,
+            chain_broken=head.broken or bool(flags),
+            last_seen_at=now,
+        )
     )
+    return IngestResult(
+        accepted, duplicates, flags, head_seq, now, set(since), stored=len(rows), continued=fast
+    )
+
+
+_kiosks = Kiosk.__table__
+
+
+def _jumped(offset_ms: int, previous_ms: int | None, bound_ms: int) -> bool:
+    return previous_ms is not None and abs(offset_ms - previous_ms) > bound_ms
+
+
+def _decide(
+    db: Session,
+    kiosk: KioskLike,
+    prepared: PreparedBatch,
+    head: ChainHead,
+    before: dict[int, str],
+    broken: set[int],
+) -> tuple[list[int], list[uuid.UUID], list[ChainFlag], tuple[int, str, int | None]]:
+    """Every event against the stored ids and seqs and the chain head: (positions to store, duplicates,
+    chain flags, new head). Fills ``before`` with the chain flag of a stored event and ``broken`` with
+    those stored with ``chain_ok`` false."""
+    events = prepared.events
+    stored = stored_hashes(db, [e.event_id for e in events])
+    low = [e.seq for e in events if e.event_id not in stored and e.seq <= head.seq]
+    taken = taken_seqs(db, kiosk.id, low) if low else set()
+    head_seq, head_hash, head_offset = head.seq, head.hash, head.offset_ms
+    positions: list[int] = []
+    duplicates: list[uuid.UUID] = []
+    flags: list[ChainFlag] = []
+    for position, event in enumerate(events):
+        if event.event_id in stored:
+            duplicates.append(event.event_id)
+            if stored[event.event_id] != event.hash:
+                flags.append(_flag(event, BreakReason.HASH_MISMATCH, stored[event.event_id], event.hash))
+            continue
+        if event.seq in taken:
+            flags.append(_flag(event, BreakReason.SEQ_REGRESSION, f"> {head_seq}", event.seq))
+            chain_log.warning("kiosk %s sent another event for taken seq %d", kiosk.kiosk_uid, event.seq)
+            continue
+        positions.append(position)
+        if event.seq == head_seq + 1 and event.prev_hash == head_hash and prepared.hash_ok[position]:
+            head_seq, head_hash, head_offset = event.seq, event.hash, event.clock_offset_ms
+            continue
+        result = verify_chain([event], start_prev_hash=head_hash, start_seq=head_seq + 1)
+        brk = result.first_break
+        if brk is None:
+            head_seq, head_hash, head_offset = result.head_seq, result.head_hash, event.clock_offset_ms
+            continue
+        flags.append(_flag(event, brk.reason, brk.expected, brk.got))
+        before[position] = TapFlag(brk.reason.value)  # a chain break is a tap flag: its session is reviewed
+        broken.add(position)
+        if event.seq > head_seq:  # re-anchor so one break is flagged once
+            head_seq, head_hash, head_offset = event.seq, event.hash, event.clock_offset_ms
+    return positions, duplicates, flags, (head_seq, head_hash, head_offset)
+
+
+def _earliest(prepared: PreparedBatch, positions: Sequence[int]) -> dict[int, Any]:
+    """Member id → earliest effective time of the stored positions' session taps (the queue's since)."""
+    since: dict[int, Any] = {}
+    for position in positions:
+        entry = prepared.sessions[position]
+        if entry is not None and (entry[0] not in since or entry[1] < since[entry[0]]):
+            since[entry[0]] = entry[1]
+    return since
+
+
+def _flag_qr_replays(
+    db: Session, kiosk: KioskLike, prepared: PreparedBatch, positions: list[int], after: dict[int, list[str]]
+) -> None:
+    if not positions:
+        return
+    taps = []
+    for position in positions:
+        event = prepared.events[position]
+        taps.append(
+            {
+                "event_id": event.event_id,
+                "credential_kind": "qr",
+                "credential_hash": event.credential_hash,
+                "qr_step": event.qr_step,
+                "badge_serial": event.badge_serial,
+                "device_time": event.device_time,
+                "effective_time": effective_time(event),
+                "flags": None,
+            }
+        )
+    flag_qr_replays(db, kiosk.id, taps)
+    for position, tap in zip(positions, taps, strict=True):
+        if tap["flags"]:
+            after.setdefault(position, []).append(tap["flags"])
+
+
+def _rows(
+    prepared: PreparedBatch,
+    positions: Sequence[int],
+    before: Mapping[int, str],
+    after: Mapping[int, list[str]],
+    broken: set[int],
+) -> list[tuple[Any, ...]]:
+    """The rows to insert: the prepared ones, rebuilt only where the store step added a flag."""
+    rows = prepared.rows
+    if isinstance(positions, range) and not before and not after:
+        return rows
+    false = prepared.codec.false
+    out = []
+    for position in positions:
+        row = rows[position]
+        if position in before or position in after:
+            chain_ok = false if position in broken else row[CHAIN_OK_AT]
+            text = join_flags([before.get(position, ""), *prepared.flags[position], *after.get(position, ())])
+            row = (*row[:CHAIN_OK_AT], chain_ok, text)
+        out.append(row)
+    return out
 
 
 def ingest_batch(
@@ -402,150 +526,31 @@ def ingest_batch(
     batch: EventBatch,
     *,
     now: datetime,
-    prepared: PreparedBatch | None = None,
+    settings: IngestSettings,
 ) -> IngestResult:
-    """Store a batch inside the caller's transaction; the caller commits, then sends ``result.ack``.
-
-    ``prepared`` (SQLite, from :func:`server.ingest_sqlite.prepare`) holds the batch's rows, hashes and
-    times made before the transaction took the database's write lock; a batch that continues the
-    kiosk's chain is then inserted as prepared, anything else takes the general path below.
-    """
-    head_seq, head_hash, was_broken = _lock_kiosk(db, kiosk.id)
-    if prepared is not None and prepared.insert_continuing(db, kiosk, head_seq, head_hash):
-        last = prepared.events[-1]
-        return _finish(
-            db,
-            kiosk,
-            IngestResult(
-                [e.event_id for e in prepared.events],
-                [],
-                [],
-                last.seq,
-                now,
-                stored=len(prepared.rows),
-                prepared_path=True,
-            ),
-            head_hash=last.hash,
-            chain_broken=was_broken,
-            since=prepared.since_texts,
-        )
-    hashes = None if prepared is None else prepared.hashes
-    events = sorted(batch.events, key=lambda e: e.seq)
-    if db.get_bind().dialect.name == "postgresql":
-        ids: list[Any] = [e.event_id for e in events]
-    else:
-        ids = [e.event_id.hex for e in events]
-    stored_hash = stored_hashes(db, ids)
-    flags: list[ChainFlag] = []
-    duplicates: list[uuid.UUID] = []
-    fresh: list[TapEventIn] = []
-    for event in events:
-        if event.event_id in stored_hash:
-            duplicates.append(event.event_id)
-            if stored_hash[event.event_id] != event.hash:
-                flags.append(_flag(event, BreakReason.HASH_MISMATCH, stored_hash[event.event_id], event.hash))
-        else:
-            fresh.append(event)
-
-    taken: set[int] = set()
-    low = [e.seq for e in fresh if e.seq <= head_seq]
-    if low:
-        taken = set(
-            db.scalars(select(TapEvent.seq).where(TapEvent.kiosk_id == kiosk.id, TapEvent.seq.in_(low))).all()
-        )
-    claimed = {e.member_id for e in fresh if e.member_id is not None}
-    known = {int(r[0]) for r in member_rows(db, sorted(claimed))} if claimed else set()
-
-    natives: list[tuple[Any, ...]] = []
-    qr_rows: dict[int, dict[str, Any]] = {}  # position in natives → the row as a dict, for flag_qr_replays
-    accepted: list[uuid.UUID] = []
-    since: dict[int, datetime] = {}
-    for event in fresh:
-        if event.seq in taken:
-            flags.append(_flag(event, BreakReason.SEQ_REGRESSION, f"> {head_seq}", event.seq))
-            chain_log.warning("kiosk %s sent another event for taken seq %d", kiosk.kiosk_uid, event.seq)
-            continue
-        event_flags: list[str] = []
-        chain_ok = (
-            event.seq == head_seq + 1
-            and event.prev_hash == head_hash
-            and (hashes[event.event_id] if hashes is not None else chain_hash(event)) == event.hash
-        )
-        if chain_ok:  # the common case, checked without building a ChainResult
-            head_seq, head_hash = event.seq, event.hash
-        else:
-            result = verify_chain([event], start_prev_hash=head_hash, start_seq=head_seq + 1)
-            if result.first_break is not None:
-                brk = result.first_break
-                flags.append(_flag(event, brk.reason, brk.expected, brk.got))
-                event_flags.append(str(brk.reason))
-                if event.seq > head_seq:  # re-anchor so one break is flagged once
-                    head_seq, head_hash = event.seq, event.hash
-            else:
-                head_seq, head_hash = result.head_seq, result.head_hash
-            chain_ok = result.ok
-        member_id = event.member_id
-        unknown = member_id is not None and member_id not in known
-        native = _native(event, kiosk, now, chain_ok, event_flags, None if unknown else member_id, unknown)
-        at = native[_EFFECTIVE]
-        if (
-            not unknown
-            and member_id is not None
-            and event.direction in SESSION_DIRECTIONS
-            and SESSION_TIMES[0] <= at < SESSION_TIMES[1]
-            and (member_id not in since or at < since[member_id])
-        ):
-            since[member_id] = at
-        if event.credential_kind == "qr":  # only QR taps can be replays (server.qr.replay)
-            qr_rows[len(natives)] = dict(zip(COLUMNS, native, strict=True))
-        natives.append(native)
-        accepted.append(event.event_id)
-
-    if natives:
-        if qr_rows:  # flags must be on the rows before the append-only insert
-            flag_qr_replays(db, kiosk.id, list(qr_rows.values()))
-            for position, row in qr_rows.items():
-                natives[position] = tuple(row[c] for c in COLUMNS)
-        _insert_rows(db, natives, None if prepared is None else prepared.sqlite_texts)
-    if flags:
-        chain_log.warning(
-            "chain problems from kiosk %s: %s",
-            kiosk.kiosk_uid,
-            "; ".join(f"seq {f.seq} {f.reason}" for f in flags[:10]),
-        )
-    return _finish(
-        db,
-        kiosk,
-        IngestResult(accepted, duplicates, flags, head_seq, now, stored=len(natives)),
-        head_hash=head_hash,
-        chain_broken=was_broken or bool(flags),
-        since=since,
+    """The whole pipeline in the caller's transaction, for callers without a lock of their own to keep
+    short (scripts, tests): :func:`look_up`, :func:`prepare`, then :func:`store_batch` deciding every
+    event against the stored ids (a :class:`BatchCollision` would need a rollback the caller owns)."""
+    prepared = prepare(
+        batch,
+        look_up(db, kiosk, batch),
+        now=now,
+        settings=settings,
+        codec=codec_for(db.get_bind().dialect.name),
     )
+    return store_batch(db, kiosk, prepared, now=now, continuing=False)
 
 
-def _finish(
-    db: Session,
-    kiosk: KioskLike,
-    result: IngestResult,
-    *,
-    head_hash: str,
-    chain_broken: bool,
-    since: Mapping[int, datetime] | Mapping[int, str],
-) -> IngestResult:
-    """The writes every stored batch ends with: queue its members for session recomputation (same
-    transaction as the taps, so a committed tap always has current sessions or a queue row) and move the
-    kiosk's chain head."""
-    if since:
-        enqueue_members(db, since, now=result.server_time)
-    db.connection().execute(  # Core, not an ORM-enabled UPDATE: nothing here needs the identity map
-        update(_kiosks)
-        .where(_kiosks.c.id == kiosk.id)
-        .values(
-            last_seq=result.head_seq,
-            last_hash=head_hash,
-            chain_broken=chain_broken,
-            last_seen_at=result.server_time,
-        )
-    )
-    result.member_ids = set(since)
-    return result
+__all__ = [
+    "BatchCollision",
+    "IngestResult",
+    "IngestSettings",
+    "KioskLike",
+    "Lookups",
+    "PreparedBatch",
+    "effective_time",
+    "ingest_batch",
+    "look_up",
+    "prepare",
+    "store_batch",
+]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,20 +96,41 @@ def _paired_units(db: Session, community_id: int) -> set[int]:
     return set(db.scalars(select(UnitCommunity.unit_id).where(UnitCommunity.community_id == community_id)))
 
 
+@dataclass(frozen=True, slots=True)
+class RosterScope:
+    """Whose credentials a kiosk of ``community_id`` carries: the members reporting to that community and
+    the members of units paired with it. The one definition, used for the roster itself, for bindings
+    made at a kiosk and by ingest (a tap of a member outside it is flagged ``outside_roster``)."""
+
+    community_id: int
+    paired_units: frozenset[int]
+
+    def covers(self, community_id: int, unit_id: int) -> bool:
+        return community_id == self.community_id or unit_id in self.paired_units
+
+    def clause(self) -> Any:
+        """:meth:`covers` as a SQL condition on ``Member``."""
+        paired = Member.unit_id.in_(self.paired_units) if self.paired_units else false()
+        return or_(Member.community_id == self.community_id, paired)
+
+
+def roster_scope(db: Session, community_id: int) -> RosterScope:
+    """The :class:`RosterScope` of the kiosks of ``community_id``."""
+    return RosterScope(community_id, frozenset(_paired_units(db, community_id)))
+
+
 def member_in_scope(db: Session, kiosk: Kiosk, member: Member) -> bool:
     """Is ``member`` someone this kiosk's roster carries (its community, or a unit paired with it)?
     Staff at a kiosk may bind cards only for them (server/api/bindings.py)."""
-    return member.community_id == kiosk.community_id or member.unit_id in _paired_units(
-        db, kiosk.community_id
-    )
+    return roster_scope(db, kiosk.community_id).covers(member.community_id, member.unit_id)
 
 
-def _in_scope(row: Any, community_id: int, paired: set[int]) -> bool:
+def _in_scope(row: Any, scope: RosterScope) -> bool:
     return (
         row.status == "active"
         and row.member_status == "active"
         and row.kind in ROSTER_KINDS
-        and (row.community_id == community_id or row.unit_id in paired)
+        and scope.covers(row.community_id, row.unit_id)
     )
 
 
@@ -136,8 +158,7 @@ def _qr_fields(db: Session, now: datetime) -> dict[str, Any]:
 def _full_page(
     db: Session, kiosk: Kiosk, full_us: int, after_id: int, page: int, now: datetime
 ) -> RosterDelta:
-    paired = _paired_units(db, kiosk.community_id)
-    scope = or_(Member.community_id == kiosk.community_id, Member.unit_id.in_(paired) if paired else false())
+    scope = roster_scope(db, kiosk.community_id).clause()
     rows = db.execute(
         _base()
         .where(
@@ -187,10 +208,10 @@ def roster_delta(
     if len(changed) > page:
         logger.info("roster for kiosk %s: too many changes, full resync", kiosk.kiosk_uid)
         return _full_page(db, kiosk, _us(now), 0, page, now)
-    paired = _paired_units(db, kiosk.community_id)
-    upserts = [_entry(r) for r in changed if _in_scope(r, kiosk.community_id, paired)]
+    scope = roster_scope(db, kiosk.community_id)
+    upserts = [_entry(r) for r in changed if _in_scope(r, scope)]
     kept = {e.credential_hash for e in upserts}
-    removals = sorted({r.value_hash for r in changed if not _in_scope(r, kiosk.community_id, paired)} - kept)
+    removals = sorted({r.value_hash for r in changed if not _in_scope(r, scope)} - kept)
     return RosterDelta(
         cursor=f"r1.{full_us}.{_us(now - CURSOR_LAG)}",
         full_resync=False,

@@ -40,12 +40,9 @@ def _protocol_header(response):  # type: ignore[no-untyped-def]
     return response
 
 
-def register(app: Flask) -> None:
-    """Attach the kiosk API to ``app`` (listed in :data:`server.features.FEATURES`)."""
-    from . import bindings, enrolment, events, heartbeat, openapi, rotation  # noqa: F401 - routes register on import
-
+def init_app(app: Flask) -> None:
+    """The API's JSON error envelope for the whole app (the app factory registers :data:`bp` itself)."""
     register_app_handlers(app)
-    app.register_blueprint(bp)
 
 
 @bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -58,3 +55,7 @@ def _not_found(_rest: str):  # type: ignore[no-untyped-def]
     if any(rule.rule == request.path for rule in current_app.url_map.iter_rules()):
         raise ApiError(405, "method_not_allowed", f"{request.method} not allowed here", "不支持的请求方法")
     raise ApiError(404, "not_found", "no such API endpoint", "接口不存在")
+
+
+# The resources' routes attach to ``bp`` when their modules are imported (after ``bp`` exists).
+from . import bindings, enrolment, events, heartbeat, openapi, rotation  # noqa: E402, F401

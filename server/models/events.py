@@ -29,6 +29,14 @@ class TapEvent(Base):
         CheckConstraint("seq >= 1", name="seq_positive"),
         Index("ix_tap_events_member_time", "member_id", "effective_time"),
         Index("ix_tap_events_community_time", "community_id", "effective_time"),
+        # Taps whose member the server resolved (few): their sessions are loaded by this column too.
+        Index(
+            "ix_tap_events_resolved_member_time",
+            "resolved_member_id",
+            "effective_time",
+            sqlite_where=text("resolved_member_id IS NOT NULL"),
+            postgresql_where=text("resolved_member_id IS NOT NULL"),
+        ),
         # The review queue looks for flagged taps (server/web/review.py): only the few flagged rows indexed.
         Index(
             "ix_tap_events_flagged",
@@ -47,6 +55,11 @@ class TapEvent(Base):
     credential_kind: Mapped[str] = mapped_column(String(16))
     credential_hash: Mapped[str] = mapped_column(String(64))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    # The member the *server* resolved from the credential when the kiosk recorded none (a card of a
+    # member outside the kiosk's roster, flagged outside_roster). Beside the kiosk's own fields, which the
+    # chain hash covers and which stay exactly as recorded, so the stored chain still verifies; sessions
+    # take it as the tap's member (server/sessions/store.py).
+    resolved_member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     direction: Mapped[str] = mapped_column(String(16))  # as the kiosk decided it, offline
     trust: Mapped[str | None] = mapped_column(String(16))  # e.g. "card", "badge" (lower), "phone"
     qr_step: Mapped[int | None] = mapped_column(BigInteger)
@@ -58,4 +71,4 @@ class TapEvent(Base):
     effective_time: Mapped[datetime]  # device_time corrected by the clock offset: what sessions use
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     chain_ok: Mapped[bool] = mapped_column(default=True)
-    flags: Mapped[str | None] = mapped_column(String(200))  # comma-separated: "chain_gap", "clock_drift", …
+    flags: Mapped[str | None] = mapped_column(String(200))  # protocol.flags.TapFlag values, comma-separated

@@ -45,6 +45,9 @@ class Kiosk(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
     chain_broken: Mapped[bool] = mapped_column(default=False)
+    # The clock offset stamped on the chain head's tap (server/ingest.py): the next batch's first tap is
+    # flagged clock_jump when its offset moved by more than the bound. NULL until the first tap.
+    last_tap_offset_ms: Mapped[int | None] = mapped_column(BigInteger)
     desired_config_version: Mapped[int] = mapped_column(default=0)
     applied_config_version: Mapped[int] = mapped_column(default=0)
     software_version: Mapped[str | None] = mapped_column(String(40))

@@ -3,7 +3,7 @@ the member's phone page under ``/m/``.
 
 Entry points for other parts of the server:
 
-* ``register(app)`` — the phone page blueprint (listed in ``server.features``);
+* ``phone.register(app)`` — the phone page blueprint (called by ``server.create_app``);
 * :func:`server.qr.roster.qr_roster_material` — public keys and revoked badges for the heartbeat;
 * :func:`server.qr.replay.flag_qr_replays` — called by the ingest before it inserts a batch;
 * :mod:`server.qr.badges` / :mod:`server.qr.keys` — issue, revoke, rotate (for admin views and the CLI).

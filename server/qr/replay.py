@@ -4,12 +4,12 @@ One kiosk cannot see a screenshot used at another kiosk, so the server remembers
 fingerprint (:class:`~server.models.QrTokenUse`) and flags the later one for staff:
 
 * phone code — fingerprint of (credential hash, step): the code was shown at two different kiosks
-  (any time apart) → flag ``qr_replayed``;
+  (any time apart) → :attr:`~protocol.flags.TapFlag.QR_REPLAYED`;
 * badge — fingerprint of the serial: the same badge at another kiosk within :data:`BADGE_ELSEWHERE_WINDOW`
-  → flag ``badge_elsewhere`` (a photocopied badge, or two people with one badge).
+  → :attr:`~protocol.flags.TapFlag.BADGE_ELSEWHERE` (a photocopied badge, or two people with one badge).
 
-Tap events are append-only, so the flag must be on the row *before* it is inserted: the ingest calls
-:func:`flag_qr_replays` with its row dicts just before the insert. Whichever event arrives second is
+Tap events are append-only, so the flag must be on the row *before* it is inserted: the ingest's store
+step calls :func:`flag_qr_replays` with a dict per QR tap just before the insert. Whichever event arrives second is
 flagged and ``replay_of`` names the first, so staff see both. The fingerprint is built from event fields
 (credential hash rather than member id) so it works even for an event whose member the kiosk did not know.
 """
@@ -26,14 +26,15 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from protocol.flags import TapFlag, join_flags
 from server.models import QrTokenUse
 
 logger = logging.getLogger(__name__)
 audit = logging.getLogger("baodao.audit")
 
 BADGE_ELSEWHERE_WINDOW = timedelta(minutes=10)
-FLAG_PHONE = "qr_replayed"
-FLAG_BADGE = "badge_elsewhere"
+#: The flag of a second sighting, by fingerprint kind.
+REPLAY_FLAGS = {"phone": TapFlag.QR_REPLAYED, "badge": TapFlag.BADGE_ELSEWHERE}
 
 
 def event_fingerprint(row: MutableMapping[str, Any]) -> tuple[str, str] | None:
@@ -50,8 +51,8 @@ def event_fingerprint(row: MutableMapping[str, Any]) -> tuple[str, str] | None:
     return kind, hashlib.sha256(basis.encode()).hexdigest()[:32]
 
 
-def _add_flag(row: MutableMapping[str, Any], flag: str) -> None:
-    row["flags"] = ",".join(filter(None, [row.get("flags"), flag]))[:200]
+def _add_flag(row: MutableMapping[str, Any], flag: TapFlag) -> None:
+    row["flags"] = join_flags([row.get("flags") or "", flag])
 
 
 def flag_qr_replays(session: Session, kiosk_id: int, rows: Sequence[MutableMapping[str, Any]]) -> int:
@@ -89,7 +90,7 @@ def flag_qr_replays(session: Session, kiosk_id: int, rows: Sequence[MutableMappi
             None,
         )
         if match is not None:
-            _add_flag(row, FLAG_PHONE if kind == "phone" else FLAG_BADGE)
+            _add_flag(row, REPLAY_FLAGS[kind])
             flagged += 1
             audit.warning(
                 "qr code seen at two kiosks",

@@ -13,8 +13,10 @@ chunks; an upload that re-enqueues a member being recomputed waits for that row 
 one (the recomputer did not see its taps, so the member is recomputed again). SQLite has one writer: the
 drain takes the database write lock first, which is the claim.
 
-:class:`Recomputer` is the background thread every server process runs (started by the kiosk API's
-blueprint registration, see :mod:`server.api.events`); tests call :func:`drain_recompute_queue` directly.
+:class:`Recomputer` is the background thread every server process runs: an app extension made by
+:func:`init_app` in ``create_app`` from the ``SESSION_RECOMPUTE*`` settings (``server/config.py``), started
+by the first request a process serves; off under ``TESTING`` unless ``SESSION_RECOMPUTER`` is set, so tests
+call :func:`drain_recompute_queue` directly and stay deterministic.
 Staleness: a tap's session appears within about ``interval`` (default 2 s) plus one drain chunk after
 the upload is acknowledged, while the server keeps up.
 """
@@ -30,10 +32,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import Flask
 from sqlalchemy import Engine, Select, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from server.config import switched_on
+from server.ingest_db import sqlite_time
 from server.models import RecomputeQueueEntry
+from server.sqlite_writes import upload_marker
 
 from .store import recompute_sessions
 
@@ -43,40 +49,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHUNK = 200
 #: On SQLite a chunk holds the one write lock every upload needs, so chunks are kept short.
 SQLITE_CHUNK = 25
-#: Seconds the recomputer sleeps when the queue is empty; during a burst of uploads this is also how
-#: many seconds of uploads one recomputation of a busy member covers.
-DEFAULT_INTERVAL_S = 2.0
-#: While this process served an upload less than this many seconds ago, the recomputer waits: uploads
-#: arrive in bursts (a morning peak, a kiosk catching up) and the kiosk waits for its acknowledgement,
-#: nobody waits for a session a few seconds sooner.
-DEFAULT_QUIET_S = 0.5
-#: ... but never longer than this: under sustained uploads the queue is drained at least this often, which
-#: bounds how stale a session can get (plus the drain itself).
-DEFAULT_MAX_DEFER_S = 10.0
 #: PostgreSQL advisory lock key that lets one recomputer thread drain at a time (``b"baodaoRQ"``).
 RECOMPUTER_LOCK_KEY = 0x62616F64616F5251
-
-
-_last_upload = 0.0  # time.monotonic() of the last upload this process served
-
-
-def note_upload() -> None:
-    """Tell this process's recomputer that an upload was just served (see :data:`DEFAULT_QUIET_S`)."""
-    global _last_upload
-    _last_upload = time.monotonic()
-
-
-def upload_marker(engine: Engine) -> str | None:
-    """On a SQLite file, ``<database>.upload-lock``: uploads hold an ``flock`` on it for their write
-    section and touch it (``server.api.events``), so its modification time tells *every* process's
-    recomputer when an upload last ran — a worker that got no upload for a while must not drain (and
-    take SQLite's one write lock) while the others are busy. ``None`` elsewhere (PostgreSQL locks rows:
-    there a chunk does not hold uploads up, and one recomputer drains at a time)."""
-    url = engine.url
-    path = url.database
-    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
-        return None
-    return f"{path}.upload-lock"
 
 
 def enqueue_members(db: Session, since: Mapping[int, datetime] | Mapping[int, str], *, now: datetime) -> None:
@@ -85,7 +59,7 @@ def enqueue_members(db: Session, since: Mapping[int, datetime] | Mapping[int, st
     A member already queued keeps one row with the earlier ``since`` and its original ``enqueued_at``
     (and is not rewritten when its ``since`` is earlier already). Rows are written in member order so
     concurrent uploads lock them in the same order (no deadlock). On SQLite the times may be given as
-    the text SQLite stores (:func:`server.ingest.sqlite_time`), formatted before the write lock was taken.
+    the text SQLite stores (:func:`server.ingest_db.sqlite_time`), formatted before the write lock was taken.
     """
     if not since:
         return
@@ -103,8 +77,6 @@ def enqueue_members(db: Session, since: Mapping[int, datetime] | Mapping[int, st
         return
     # SQLite: times as UTCDateTime stores them (fixed-width UTC text, so min() compares instants), through
     # the driver: SQLAlchemy's per-row bind processing was a fifth of the upload's time.
-    from server.ingest import sqlite_time
-
     stamp = sqlite_time(now)
     conn.exec_driver_sql(
         "INSERT INTO session_recompute_queue (member_id, since, enqueued_at) VALUES (?, ?, ?) "
@@ -228,12 +200,13 @@ class Recomputer:
         self,
         engine: Engine,
         *,
-        interval: float = DEFAULT_INTERVAL_S,
+        interval: float,
+        quiet: float,
+        max_defer: float,
         chunk: int | None = None,
-        quiet: float = DEFAULT_QUIET_S,
-        max_defer: float = DEFAULT_MAX_DEFER_S,
     ):
         self.engine = engine
+        self._last_upload = 0.0  # time.monotonic() of the last upload this process served
         self.interval = interval
         self.chunk = chunk or (SQLITE_CHUNK if engine.dialect.name == "sqlite" else DEFAULT_CHUNK)
         self.quiet = quiet
@@ -245,6 +218,10 @@ class Recomputer:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+
+    def note_upload(self) -> None:
+        """An upload was just served by this process: wait ``quiet`` seconds before draining."""
+        self._last_upload = time.monotonic()
 
     def ensure_running(self) -> None:
         if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
@@ -267,7 +244,7 @@ class Recomputer:
     def defer_for(self, now: float | None = None) -> float:
         """Seconds to wait before draining because uploads are being served; 0 to drain now."""
         now = time.monotonic() if now is None else now
-        idle = now - _last_upload
+        idle = now - self._last_upload
         if self._marker is not None and self.quiet > 0:  # uploads of other processes count too
             with contextlib.suppress(OSError):  # no file yet: no upload yet
                 idle = min(idle, max(0.0, time.time() - os.stat(self._marker).st_mtime))
@@ -329,6 +306,41 @@ class Recomputer:
             self._wake.wait(self.interval * min(2**failures, 60))
 
 
+EXTENSION = "baodao_recomputer"
+
+
+def init_app(app: Flask, engine: Engine) -> Recomputer:
+    """Make this app's :class:`Recomputer` (``app.extensions``) from its settings.
+
+    ``SESSION_RECOMPUTE_INTERVAL_S`` is how long it sleeps when the queue is empty (during a burst also
+    how many seconds of uploads one recomputation of a busy member covers). While this process served an
+    upload less than ``SESSION_RECOMPUTE_QUIET_S`` ago it waits — uploads come in bursts and the kiosk
+    waits for its acknowledgement, nobody for a session a few seconds sooner — but never longer than
+    ``SESSION_RECOMPUTE_MAX_DEFER_S``, which bounds how stale a session gets. Unless
+    ``SESSION_RECOMPUTER`` is off (default: off under ``TESTING``), the first request a process serves
+    starts it — not building the app: CLI commands and the demo's seeding build it too and must not leave
+    a thread behind, and gunicorn forks workers after building the app.
+    """
+    config = app.config
+    recomputer = Recomputer(
+        engine,
+        interval=float(config["SESSION_RECOMPUTE_INTERVAL_S"]),
+        quiet=float(config["SESSION_RECOMPUTE_QUIET_S"]),
+        max_defer=float(config["SESSION_RECOMPUTE_MAX_DEFER_S"]),
+    )
+    app.extensions[EXTENSION] = recomputer
+    if switched_on(config.get("SESSION_RECOMPUTER"), default=not app.testing):
+        app.before_request(recomputer.ensure_running)
+    else:
+        logger.info("session recomputer off in this process: queued members wait for another process")
+    return recomputer
+
+
+def recomputer_of(app: Flask) -> Recomputer:
+    """The app's :class:`Recomputer` (made by :func:`init_app`)."""
+    return app.extensions[EXTENSION]
+
+
 def main() -> None:
     """``python -m server.sessions.queue``: run the recomputer in the foreground, as its own process.
 
@@ -345,8 +357,9 @@ def main() -> None:
     app = create_app({"SESSION_RECOMPUTER": "off"})
     recomputer = Recomputer(
         get_db(app).engine,  # type: ignore[arg-type]
-        interval=float(app.config.get("SESSION_RECOMPUTE_INTERVAL_S", DEFAULT_INTERVAL_S)),
+        interval=float(app.config["SESSION_RECOMPUTE_INTERVAL_S"]),
         quiet=0,
+        max_defer=float(app.config["SESSION_RECOMPUTE_MAX_DEFER_S"]),
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -365,9 +378,9 @@ __all__ = [
     "drain_all",
     "drain_recompute_queue",
     "enqueue_members",
-    "note_upload",
+    "init_app",
     "queue_depth",
-    "upload_marker",
+    "recomputer_of",
 ]
 
 

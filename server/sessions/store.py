@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session as DbSession
 
 from protocol.sessionrules import CentreRules, Shown, shown_for
@@ -51,8 +51,11 @@ logger = logging.getLogger(__name__)
 #: How far before the earliest new tap an incremental recomputation looks for quiet points (plus two
 #: quiet gaps); members with no two quiet points in that range are recomputed over their whole history.
 INCREMENTAL_LOOKBACK = timedelta(days=7)
-#: Tap directions that identify a member; unknown and rejected taps never make sessions.
-SESSION_DIRECTIONS = ("in", "out", "duplicate")
+#: Tap directions whose taps feed a member's sessions (as toggle taps: the engine decides in or out).
+#: ``unknown`` is among them because an unknown tap has a member only when the server resolved a
+#: credential the kiosk did not know (``resolved_member_id``, server.ingest, flagged ``outside_roster``);
+#: the kiosk's recorded direction stays as recorded. Rejected taps never make sessions.
+SESSION_DIRECTIONS = ("in", "out", "duplicate", "unknown")
 
 _COMPARED = (
     "member_id",
@@ -213,15 +216,18 @@ class _UuidCache(dict[str, uuid.UUID]):
 
 
 def _load_taps(db: DbSession, member_ids: list[int], cutoff: datetime | None) -> list[Tap]:
+    # A tap's member is the kiosk's, or — for a credential the kiosk did not know — the one the server
+    # resolved (``resolved_member_id``, kept apart from the chain-hashed ``member_id``).
+    member = func.coalesce(TapEvent.member_id, TapEvent.resolved_member_id).label("member_id")
     query = select(
         TapEvent.event_id,
-        TapEvent.member_id,
+        member,
         TapEvent.centre_id,
         TapEvent.effective_time,
         TapEvent.direction,
         TapEvent.reason,
     ).where(
-        TapEvent.member_id.in_(member_ids),
+        or_(TapEvent.member_id.in_(member_ids), TapEvent.resolved_member_id.in_(member_ids)),
         TapEvent.direction.in_(SESSION_DIRECTIONS),
         TapEvent.effective_time >= SESSION_TIMES[0],
         TapEvent.effective_time < SESSION_TIMES[1],

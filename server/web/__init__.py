@@ -1,6 +1,6 @@
 """The staff web app: server-rendered pages for review, members and administration (issue 6).
 
-``register(app)`` (listed in ``server.features``) configures the session cookie, registers one blueprint
+``register(app)`` (called by ``server.create_app``) configures the session cookie, registers one blueprint
 per feature, and installs the hooks every ``web_*`` blueprint relies on: load the signed-in user, require
 sign-in (unless a view is marked :func:`public`), check the CSRF token on unsafe methods. A new feature adds
 a ``web_<name>`` blueprint to :data:`BLUEPRINTS` and gets all of that for free; see docs/readme-web.md.
@@ -41,7 +41,7 @@ def _blueprints() -> list[Any]:
 
 
 def register(app: Flask) -> None:
-    """Attach the staff web app to ``app`` (called by the app factory through ``server.features``)."""
+    """Attach the staff web app to ``app`` (called by ``server.create_app``)."""
     for key, value in auth.DEFAULTS.items():
         app.config.setdefault(key, value)
     app.config.update(

@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from protocol.flags import TapFlag
 from protocol.hashing import credential_hash
 from server.models import utcnow
-from server.qr.replay import FLAG_BADGE, FLAG_PHONE, flag_qr_replays, replays
+from server.qr.replay import flag_qr_replays, replays
 from tests.factories import TEST_CREDENTIAL_KEY, make_kiosk
 
 PHONE_HASH = credential_hash(TEST_CREDENTIAL_KEY, "qr", "phone:17")
@@ -41,7 +42,7 @@ def test_same_phone_code_from_a_second_kiosk_is_flagged(db_session):  # type: ig
     other_step = row(now + timedelta(seconds=20), step=101)
     card = row(now, kind="card", chash="ab" * 32)
     assert flag_qr_replays(db_session, b.id, [second, other_step, card]) == 1
-    assert second["flags"] == f"clock_drift,{FLAG_PHONE}"
+    assert second["flags"] == f"clock_drift,{TapFlag.QR_REPLAYED}"
     assert other_step["flags"] is None and card["flags"] is None
     db_session.commit()
     [use] = replays(db_session)
@@ -70,5 +71,5 @@ def test_badge_at_two_kiosks_within_minutes_is_flagged_but_not_hours_apart(db_se
     flag_qr_replays(db_session, a.id, [row(now, serial="AB12CD", chash=BADGE_HASH)])
     soon = row(now + timedelta(minutes=3), serial="AB12CD", chash=BADGE_HASH)
     later = row(now + timedelta(hours=3), serial="AB12CD", chash=BADGE_HASH)
-    assert flag_qr_replays(db_session, b.id, [soon]) == 1 and soon["flags"] == FLAG_BADGE
+    assert flag_qr_replays(db_session, b.id, [soon]) == 1 and soon["flags"] == TapFlag.BADGE_ELSEWHERE
     assert flag_qr_replays(db_session, b.id, [later]) == 0 and later["flags"] is None

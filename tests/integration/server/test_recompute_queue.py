@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from protocol.chain import compute_hash
 from protocol.ids import uuid7
-from server.models import RecomputeQueueEntry, ServiceSession, TapEvent
+from server.models import Community, RecomputeQueueEntry, ServiceSession, TapEvent
 from server.sessions.queue import claim, drain_all, drain_recompute_queue, enqueue_members, queue_depth
 from server.sessions.store import recompute_sessions
 from tests.factories import make_centre, make_kiosk, make_member, make_wire_events, signed_headers
@@ -48,7 +48,8 @@ def _sessions(db: Session) -> dict[str, tuple]:
 @pytest.fixture
 def setup(db_session):  # type: ignore[no-untyped-def]
     centre = make_centre(db_session, closes_at=None)
-    members = [make_member(db_session) for _ in range(3)]
+    community = db_session.get(Community, centre.community_id)  # members of the kiosk's own roster
+    members = [make_member(db_session, community=community) for _ in range(3)]
     kiosk = make_kiosk(db_session, centre)
     db_session.commit()
     return centre, members, kiosk
@@ -266,7 +267,7 @@ def test_taps_with_times_no_session_can_use_are_stored_flagged_and_left_out(clie
     assert ack["accepted"] == [event["event_id"]]
     db_session.expire_all()
     (tap,) = db_session.scalars(select(TapEvent)).all()
-    assert tap.flags == "clock_offset_out_of_range,time_out_of_range,future_time"
+    assert tap.flags == "clock_offset_out_of_range,time_out_of_range,future_time,clock_drift"
     assert tap.effective_time == wild and tap.member_id == members[0].id
     assert queue_depth(db_session) == 0  # nothing for sessions to do
     enqueue_members(db_session, {members[0].id: datetime.now(UTC)}, now=datetime.now(UTC))

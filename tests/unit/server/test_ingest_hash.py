@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from protocol.chain import GENESIS_HASH, compute_hash
 from protocol.ids import uuid7
 from protocol.messages import TapEventIn
-from server.ingest import chain_hash
+from server.ingest_hash import chain_hash
 
 optional_text = st.one_of(st.none(), st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s))
 

@@ -120,9 +120,9 @@ def test_forked_history_for_a_taken_seq_is_refused_and_flagged(signed, world, db
 
 
 def test_events_another_kiosk_already_sent_are_not_stored_twice(signed, world, db_session):
-    """A cloned outbox: a second kiosk uploads ids the first one sent. On SQLite this batch continues the
-    second kiosk's chain, so it takes the prepared path, collides, and is rolled back and stored through
-    the general path within the same request (server.ingest_sqlite); on PostgreSQL it goes there directly."""
+    """A cloned outbox: a second kiosk uploads ids the first one sent. The batch continues the second
+    kiosk's chain, so it is inserted as prepared, collides, and is rolled back and decided event by event
+    within the same request (server.ingest.store_batch)."""
     clone = make_kiosk(db_session, world.centre)
     db_session.commit()
     events = make_wire_events(3, member_id=world.member.id)
@@ -201,3 +201,99 @@ def test_kiosk_revoked_after_its_signature_was_checked_is_refused_when_the_nonce
             record_request(db, signed, recheck_status=True)
         assert (refused.value.status, refused.value.code) == (403, "revoked_kiosk")
         db.rollback()
+
+
+def _rechain(events: list[dict], prev_hash: str = "0" * 64) -> list[dict]:  # type: ignore[type-arg]
+    """Hash ``events`` again after a test changed their fields, as the kiosk would have hashed them."""
+    from protocol.chain import compute_hash
+
+    for event in events:
+        event["prev_hash"] = prev_hash
+        at = datetime.fromisoformat(event["device_time"])
+        event["hash"] = prev_hash = compute_hash(prev_hash, {**event, "device_time": at})
+    return events
+
+
+def test_a_drifting_or_jumping_kiosk_clock_flags_the_tap(signed, world, db_session):
+    """``clock_drift``: the measured offset beyond ``CLOCK_DRIFT_BOUND_S`` (120 s); ``clock_jump``: the offset
+    moved by more than that since the kiosk's previous tap — in the batch, or the last batch's head."""
+    events = make_wire_events(3, member_id=world.member.id, clock_offset_ms=1_000)
+    events[1]["clock_offset_ms"] = 122_000  # beyond the bound, and 121 s from the previous tap
+    events[2]["clock_offset_ms"] = 119_000  # within the bound, 3 s from the previous tap
+    _upload(signed, world.kiosk, _rechain(events))
+    later = make_wire_events(
+        1, start_seq=4, prev_hash=events[-1]["hash"], member_id=world.member.id, clock_offset_ms=-2_000
+    )  # 121 s from the previous batch's last tap
+    ack = _upload(signed, world.kiosk, later)
+    assert ack["chain"] == "ok" and ack["flags"] == []  # clock flags are the taps', not the chain's
+    flags = {r.seq: r.flags for r in _stored(db_session)}
+    assert flags == {1: None, 2: "clock_drift,clock_jump", 3: None, 4: "clock_jump"}
+    assert _kiosk(db_session, world.kiosk).last_tap_offset_ms == -2_000
+
+
+def test_the_clock_drift_bound_is_configuration(app, signed, world, db_session):
+    app.config["CLOCK_DRIFT_BOUND_S"] = 10
+    events = make_wire_events(2, member_id=world.member.id, clock_offset_ms=-11_000)
+    _upload(signed, world.kiosk, events)
+    assert [r.flags for r in _stored(db_session)] == ["clock_drift", "clock_drift"]
+
+
+def test_a_chain_break_flags_the_breaking_tap_for_review(signed, world, db_session):
+    events = make_wire_events(4, member_id=world.member.id)
+    _upload(signed, world.kiosk, events[:1])
+    _upload(signed, world.kiosk, events[2:])  # seq 2 never arrives
+    rows = {r.seq: r for r in _stored(db_session)}
+    assert (rows[3].chain_ok, rows[3].flags) == (False, "gap") and rows[4].flags is None
+
+
+def test_a_member_outside_the_roster_is_credited_and_flagged(signed, world, db_session):
+    """A tap the kiosk credited to a member its roster does not carry (another community, a unit not
+    paired with it) stays the member's, flagged ``outside_roster``; a paired unit's member is in scope."""
+    from server.models import UnitCommunity
+    from tests.factories import make_member, make_unit
+
+    outsider = make_member(db_session)  # its own community and unit
+    paired_unit = make_unit(db_session)
+    paired = make_member(db_session, unit=paired_unit)
+    db_session.add(UnitCommunity(unit_id=paired_unit.id, community_id=world.centre.community_id))
+    db_session.commit()
+    first = make_wire_events(1, member_id=outsider.id)
+    second = make_wire_events(1, start_seq=2, prev_hash=first[0]["hash"], member_id=paired.id)
+    _upload(signed, world.kiosk, first + second)
+    rows = _stored(db_session)
+    assert [(r.member_id, r.flags) for r in rows] == [(outsider.id, "outside_roster"), (paired.id, None)]
+
+
+def test_a_credential_the_kiosk_did_not_know_is_resolved_to_its_member(signed, world, db_session):
+    """The kiosk records an unknown card (direction ``unknown``, no member); the server knows every
+    credential: the taps are the member's (``resolved_member_id``), flagged ``outside_roster``, and form
+    the member's session; the stored chain still verifies, since the kiosk's fields are untouched."""
+    from tests.factories import make_card, make_member
+
+    visitor = make_member(db_session)  # reports to another community
+    card, _ = make_card(db_session, visitor)
+    db_session.commit()
+    start = datetime.now(UTC) - timedelta(hours=3)
+    events = make_wire_events(2, credential_hash_hex=card.value_hash, start=start, step_s=45 * 60)
+    unbound = make_wire_events(1, start_seq=3, prev_hash=events[-1]["hash"])  # a card nobody holds
+    _upload(signed, world.kiosk, events + unbound)
+    rows = _stored(db_session)
+    assert [(r.member_id, r.resolved_member_id, r.direction, r.flags) for r in rows] == [
+        (None, visitor.id, "unknown", "outside_roster"),  # the kiosk's fields as recorded (and hashed)
+        (None, visitor.id, "unknown", "outside_roster"),
+        (None, None, "unknown", None),
+    ]
+    assert drain_all(db_session) == 1
+    db_session.expire_all()
+    (session,) = db_session.scalars(select(ServiceSession)).all()
+    assert (session.member_id, session.centre_id) == (visitor.id, world.centre.id)
+    assert (session.status, session.credited_minutes) == ("closed", 45)
+    from protocol.chain import verify_chain
+
+    stored = [
+        {c: getattr(r, c) for c in ("event_id", "seq", "prev_hash", "hash", "credential_kind", "credential_hash",
+                                    "qr_step", "badge_serial", "member_id", "direction", "device_time",
+                                    "device_tz", "clock_offset_ms", "trust", "reason")}
+        for r in rows
+    ]  # fmt: skip
+    assert verify_chain(stored).ok

@@ -2,8 +2,8 @@
 
 Nonces and chain heads live in the database, so what one worker accepted another must refuse; this test
 proves it with real processes and real sockets rather than trusting the design. Workers per backend are
-the production settings (SQLite -w 2, PostgreSQL -w 3); on SQLite the concurrent re-sends race between
-the prepared path and the general path of ingest across processes (server.ingest_sqlite).
+the production settings (SQLite -w 2, PostgreSQL -w 3); the concurrent re-sends race between a batch
+continuing the chain head and one decided event by event across processes (server.ingest.store_batch).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""SQLite's prepared ingest (``server.ingest_sqlite``) stores exactly what the general path stores.
+"""The store step's shortcut (a batch continuing the chain head is inserted as prepared, nothing looked
+up) stores exactly what deciding every event against the stored ids and seqs stores.
 
-The prepared path exists only on SQLite (it shortens the one database write lock; PostgreSQL locks rows
-and always takes the general path), so these tests use SQLite files. Each example ingests the same
-batches twice — prepared into one database, through the general path into another — and compares every
-stored row (taps, chain heads, session queue, QR uses) and the acknowledgements.
+Both are the one pipeline of :mod:`server.ingest` (the same prepared rows, flags and queue entries); the
+shortcut only skips the lookups. Each example ingests the same batches twice — continuing into one
+SQLite file, event by event into another — and compares every stored row (taps, chain heads, session
+queue, QR uses) and the acknowledgements. The HTTP tests (``api/test_events.py``) run both on SQLite and
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -28,22 +30,26 @@ from protocol.chain import GENESIS_HASH, compute_hash
 from protocol.ids import uuid7
 from protocol.messages import EventBatch
 from server.db import make_engine
-from server.ingest import IngestResult, ingest_batch
-from server.ingest_sqlite import PreparedBatchCollision, known_members, prepare
-from server.models import Community, Kiosk, Member, ServiceCentre, Unit
+from server.ingest import BatchCollision, IngestResult, IngestSettings, look_up, prepare, store_batch
+from server.ingest_db import codec_for
+from server.models import Community, Credential, Kiosk, Member, ServiceCentre, Unit
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 MEMBERS = (1, 2, 3)
+OUTSIDE = 4  # a member of another community: outside the kiosks' roster
 UNKNOWN_MEMBER = 999_999
 KIOSKS = ("ka", "kb")
+SETTINGS = IngestSettings(drift_bound_ms=120_000, future_tolerance=timedelta(minutes=5))
 _HEX = "0123456789abcdef"
 
 
 def _seed(url: str) -> None:
-    """Two kiosks of one centre and three members, with the same ids in every database."""
+    """Two kiosks of one centre, three members of its community and one of another, with the same ids in
+    every database; the card ``1…1`` is member 2's and the badge ``2…2`` the outside member's (an
+    ``unknown`` tap of either is resolved by the server)."""
     engine = sa.create_engine(url)
     with Session(engine) as db, db.begin():
-        db.add(Community(id=1, code="C1", name="社区"))
+        db.add_all([Community(id=1, code="C1", name="社区"), Community(id=2, code="C2", name="别的社区")])
         db.flush()
         db.add_all(
             [ServiceCentre(id=1, code="SC1", name="中心", community_id=1), Unit(id=1, code="U1", name="单位")]
@@ -51,6 +57,14 @@ def _seed(url: str) -> None:
         db.flush()
         db.add_all(
             Member(id=m, member_no=f"M{m}", name=f"成员{m}", unit_id=1, community_id=1) for m in MEMBERS
+        )
+        db.add(Member(id=OUTSIDE, member_no="M4", name="外来", unit_id=1, community_id=2))
+        db.flush()
+        db.add_all(
+            [
+                Credential(member_id=2, kind="card", value_hash="1" * 64),
+                Credential(member_id=OUTSIDE, kind="badge_qr", value_hash="2" * 64),
+            ]
         )
         db.add_all(
             Kiosk(id=i + 1, kiosk_uid=uid, centre_id=1, community_id=1, name=uid, secret="ab" * 32)
@@ -61,9 +75,9 @@ def _seed(url: str) -> None:
 
 @contextmanager
 def _twin_databases(template: Path) -> Iterator[tuple[str, str]]:
-    with tempfile.TemporaryDirectory(prefix="ingest-prepared-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ingest-pipeline-") as tmp:
         urls = []
-        for name in ("prepared", "general"):
+        for name in ("continuing", "deciding"):
             path = Path(tmp) / f"{name}.sqlite3"
             shutil.copyfile(template, path)
             urls.append(f"sqlite:///{path}")
@@ -71,32 +85,39 @@ def _twin_databases(template: Path) -> Iterator[tuple[str, str]]:
         yield urls[0], urls[1]
 
 
-def _ingest(url: str, kiosk_uid: str, body: dict[str, Any], *, prepared: bool) -> tuple[IngestResult, str]:
-    """One upload's transaction, as ``server.api.events`` runs it on SQLite (without HTTP and signing);
-    also which way the batch was stored: ``prepared``, ``general`` or ``collided`` (then general)."""
+def _ingest(url: str, kiosk_uid: str, body: dict[str, Any], *, continuing: bool) -> tuple[IngestResult, str]:
+    """One upload's transaction, as ``server.api.events`` runs it (without HTTP and signing); also which
+    way the batch was stored: ``continued``, ``decided`` or ``collided`` (then decided)."""
     batch = EventBatch.model_validate_json(json.dumps(body))  # as it arrives: strict messages take JSON
     engine = make_engine(url)
     try:
         with Session(engine) as db:
             kiosk = db.scalars(sa.select(Kiosk).where(Kiosk.kiosk_uid == kiosk_uid)).one()
-            ready = prepare(batch, now=NOW, known_members=known_members(db, batch)) if prepared else None
+            ready = _prepare(db, kiosk, batch)
             try:
-                result = ingest_batch(db, kiosk, batch, now=NOW, prepared=ready)
-                route = "prepared" if result.prepared_path else "general"
-            except PreparedBatchCollision:
+                result = store_batch(db, kiosk, ready, now=NOW, continuing=continuing)
+                route = "continued" if result.continued else "decided"
+            except BatchCollision:
                 db.rollback()
-                result, route = ingest_batch(db, kiosk, batch, now=NOW), "collided"
+                result = store_batch(db, kiosk, ready, now=NOW, continuing=False)
+                route = "collided"
             db.commit()
             return result, route
     finally:
         engine.dispose()
 
 
+def _prepare(db: Session, kiosk: Kiosk, batch: EventBatch) -> Any:
+    codec = codec_for(db.get_bind().dialect.name)
+    return prepare(batch, look_up(db, kiosk, batch), now=NOW, settings=SETTINGS, codec=codec)
+
+
 def _stored(url: str) -> dict[str, list[tuple[Any, ...]]]:
     engine = sa.create_engine(url)
     queries = {
         "taps": "SELECT * FROM tap_events ORDER BY kiosk_id, seq",
-        "kiosks": "SELECT id, last_seq, last_hash, chain_broken, last_seen_at FROM kiosks ORDER BY id",
+        "kiosks": "SELECT id, last_seq, last_hash, chain_broken, last_seen_at, last_tap_offset_ms FROM kiosks "
+        "ORDER BY id",
         "queue": "SELECT member_id, since, enqueued_at FROM session_recompute_queue ORDER BY member_id",
         "qr": "SELECT fingerprint, kind, kiosk_id, event_id, qr_step, seen_at, replay_of FROM qr_token_uses "
         "ORDER BY kiosk_id, event_id",
@@ -131,7 +152,7 @@ def _event_fields(draw: st.DrawFn) -> dict[str, Any]:
         "credential_hash": draw(
             st.sampled_from(["1" * 64, "2" * 64, "".join(draw(st.permutations(_HEX))) * 4])
         ),
-        "member_id": draw(st.sampled_from([None, *MEMBERS, UNKNOWN_MEMBER])),
+        "member_id": draw(st.sampled_from([None, *MEMBERS, OUTSIDE, UNKNOWN_MEMBER])),
         "direction": draw(st.sampled_from(["in", "out", "duplicate", "unknown", "rejected"])),
         "device_time": draw(_times).replace(tzinfo=draw(_zones)),
         "device_tz": "Asia/Shanghai",
@@ -168,65 +189,67 @@ def _chain(fields: list[dict[str, Any]], start_seq: int, prev: str) -> tuple[lis
         max_size=4,
     )
 )
-def test_prepared_path_stores_what_the_general_path_stores(sqlite_template: Path, batches: list[Any]) -> None:
+def test_continuing_batches_store_what_deciding_each_event_stores(
+    sqlite_template: Path, batches: list[Any]
+) -> None:
     heads = {uid: (1, GENESIS_HASH) for uid in KIOSKS}
-    with _twin_databases(sqlite_template) as (prepared_url, general_url):
+    with _twin_databases(sqlite_template) as (continuing_url, deciding_url):
         for uid, fields in batches:
             seq, prev = heads[uid]
             events, last = _chain(fields, seq, prev)
             heads[uid] = (seq + len(events), last)
             body = {"events": events}
-            fast, route = _ingest(prepared_url, uid, body, prepared=True)
-            slow, _ = _ingest(general_url, uid, body, prepared=False)
-            assert route == "prepared", "a batch continuing its kiosk's chain takes the prepared path"
+            fast, route = _ingest(continuing_url, uid, body, continuing=True)
+            slow, _ = _ingest(deciding_url, uid, body, continuing=False)
+            assert route == "continued", "a batch continuing its kiosk's chain is inserted as prepared"
             assert fast.ack.to_json_bytes() == slow.ack.to_json_bytes()
             assert fast.member_ids == slow.member_ids
-        assert _stored(prepared_url) == _stored(general_url)
+        assert _stored(continuing_url) == _stored(deciding_url)
 
 
-def test_a_batch_that_does_not_continue_the_chain_takes_the_general_path(sqlite_template: Path) -> None:
+def test_a_batch_that_does_not_continue_the_chain_is_decided_event_by_event(sqlite_template: Path) -> None:
     fields = [{**_plain_fields(i), "member_id": 1} for i in range(6)]
     events, _ = _chain(fields, 1, GENESIS_HASH)
-    with _twin_databases(sqlite_template) as (prepared_url, general_url):
+    with _twin_databases(sqlite_template) as (continuing_url, deciding_url):
         routes = []
         for body in (
             {"events": events[:2]},
             {"events": events[3:]},
             {"events": events[:4]},
         ):  # gap, then retry
-            fast, route = _ingest(prepared_url, "ka", body, prepared=True)
-            slow, _ = _ingest(general_url, "ka", body, prepared=False)
+            fast, route = _ingest(continuing_url, "ka", body, continuing=True)
+            slow, _ = _ingest(deciding_url, "ka", body, continuing=False)
             assert fast.ack.to_json_bytes() == slow.ack.to_json_bytes()
             routes.append(route)
-        assert routes == ["prepared", "general", "general"]
-        stored = _stored(prepared_url)
-        assert stored == _stored(general_url)
+        assert routes == ["continued", "decided", "decided"]
+        stored = _stored(continuing_url)
+        assert stored == _stored(deciding_url)
         assert [row[4] for row in stored["taps"]] == [1, 2, 3, 4, 5, 6]
 
 
-def test_ids_another_kiosk_already_sent_are_rolled_back_and_handled_by_the_general_path(
+def test_ids_another_kiosk_already_sent_are_rolled_back_and_decided_event_by_event(
     sqlite_template: Path,
 ) -> None:
     fields = [{**_plain_fields(i), "member_id": 2} for i in range(3)]
     events, _ = _chain(fields, 1, GENESIS_HASH)
-    with _twin_databases(sqlite_template) as (prepared_url, general_url):
-        for url in (prepared_url, general_url):
-            _ingest(url, "ka", {"events": events}, prepared=False)
-        engine = make_engine(prepared_url)
-        with Session(engine) as db:  # the prepared insert itself refuses, and leaves nothing behind
+    with _twin_databases(sqlite_template) as (continuing_url, deciding_url):
+        for url in (continuing_url, deciding_url):
+            _ingest(url, "ka", {"events": events}, continuing=False)
+        engine = make_engine(continuing_url)
+        with Session(engine) as db:  # the continuing insert itself refuses, and leaves nothing behind
             batch = EventBatch.model_validate_json(json.dumps({"events": events}))
             kiosk = db.scalars(sa.select(Kiosk).where(Kiosk.kiosk_uid == "kb")).one()
-            ready = prepare(batch, now=NOW, known_members=set(MEMBERS))
-            with pytest.raises(PreparedBatchCollision, match="3 of 3 event ids already stored"):
-                ingest_batch(db, kiosk, batch, now=NOW, prepared=ready)
+            ready = _prepare(db, kiosk, batch)
+            with pytest.raises(BatchCollision, match="3 of 3 event ids already stored"):
+                store_batch(db, kiosk, ready, now=NOW)
             db.rollback()
         engine.dispose()
-        cloned, route = _ingest(prepared_url, "kb", {"events": events}, prepared=True)  # a cloned outbox
-        reference, _ = _ingest(general_url, "kb", {"events": events}, prepared=False)
+        cloned, route = _ingest(continuing_url, "kb", {"events": events}, continuing=True)  # a cloned outbox
+        reference, _ = _ingest(deciding_url, "kb", {"events": events}, continuing=False)
         assert route == "collided"
         assert cloned.ack.to_json_bytes() == reference.ack.to_json_bytes()
         assert len(cloned.ack.duplicates) == 3 and cloned.ack.accepted == []
-        assert _stored(prepared_url) == _stored(general_url)
+        assert _stored(continuing_url) == _stored(deciding_url)
 
 
 def _plain_fields(i: int) -> dict[str, Any]:
@@ -240,21 +263,26 @@ def _plain_fields(i: int) -> dict[str, Any]:
     }
 
 
-def test_uploads_checkpoint_the_wal_after_their_write_section(sqlite_template: Path, monkeypatch) -> None:
+def test_uploads_checkpoint_the_wal_after_their_write_section(sqlite_template: Path) -> None:
     """Uploads turn SQLite's automatic checkpoint off for their write section and copy the WAL into the
-    database file themselves, after it, every ``CHECKPOINT_EVERY_EVENTS`` events (server.api.events)."""
+    database file themselves, after it, every ``SQLITE_CHECKPOINT_EVERY_EVENTS`` events
+    (server.sqlite_writes)."""
     from server import create_app
-    from server.api import events as upload_api
     from tests.conftest import TEST_KEYS
     from tests.factories import signed_headers
 
-    monkeypatch.setattr(upload_api, "CHECKPOINT_EVERY_EVENTS", 5)
-    monkeypatch.setattr(upload_api, "_stored_since_checkpoint", 0)
     with tempfile.TemporaryDirectory(prefix="ingest-checkpoint-") as tmp:
         path = Path(tmp) / "baodao.sqlite3"
         shutil.copyfile(sqlite_template, path)
         _seed(f"sqlite:///{path}")
-        app = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True, **TEST_KEYS})
+        app = create_app(
+            {
+                "DATABASE_URL": f"sqlite:///{path}",
+                "TESTING": True,
+                "SQLITE_CHECKPOINT_EVERY_EVENTS": 5,
+                **TEST_KEYS,
+            }
+        )
         engine = app.extensions["baodao_db"].engine
         with Session(engine) as db:
             kiosk = db.scalars(sa.select(Kiosk).where(Kiosk.kiosk_uid == "ka")).one()
@@ -282,3 +310,14 @@ def test_uploads_checkpoint_the_wal_after_their_write_section(sqlite_template: P
         with engine.connect() as conn:  # the pooled connection has SQLite's automatic checkpoint back
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 1000
         engine.dispose()
+
+
+def test_the_shortcut_and_its_collision_check_work_on_both_databases(db_url: str) -> None:
+    """On both drivers the insert's row count tells a continuing batch from one whose ids another kiosk
+    stored (psycopg's executemany sums the rows; a wrong count would send every batch the long way)."""
+    _seed(db_url)
+    events, _ = _chain([{**_plain_fields(i), "member_id": 1} for i in range(3)], 1, GENESIS_HASH)
+    first, route = _ingest(db_url, "ka", {"events": events}, continuing=True)
+    assert route == "continued" and first.stored == 3 and first.ack.chain == "ok"
+    cloned, route = _ingest(db_url, "kb", {"events": events}, continuing=True)
+    assert route == "collided" and cloned.stored == 0 and len(cloned.ack.duplicates) == 3
