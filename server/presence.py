@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from protocol.messages import MemberPresence, Presence, PresenceSession
@@ -39,18 +39,12 @@ from server.models import (
     ServiceCentre,
     ServiceSession,
     TapEvent,
-    UnitCommunity,
 )
+from server.roster import roster_scope
 from server.sessions.store import SESSION_DIRECTIONS, SESSION_TIMES, centre_rules
 from server.sessions.window import quiet_gap
 
 logger = logging.getLogger(__name__)
-
-
-def _scope(kiosk: Kiosk) -> ColumnElement[bool]:
-    """The roster's members (:mod:`server.roster`): the kiosk's community and the units paired with it."""
-    paired = select(UnitCommunity.unit_id).where(UnitCommunity.community_id == kiosk.community_id)
-    return or_(Member.community_id == kiosk.community_id, Member.unit_id.in_(paired))
 
 
 def presence_for(db: Session, kiosk: Kiosk, *, now: datetime) -> Presence:
@@ -58,18 +52,21 @@ def presence_for(db: Session, kiosk: Kiosk, *, now: datetime) -> Presence:
     centres = {c.id: c for c in db.scalars(select(ServiceCentre)).all()}
     cutoff = now - quiet_gap(centre_rules(c) for c in centres.values())
     queued = aliased(RecomputeQueueEntry)
+    # A tap's member is the kiosk's, or the one the server resolved for a credential the kiosk did not
+    # know (server.ingest): the same choice the session store makes.
+    tap_member = func.coalesce(TapEvent.member_id, TapEvent.resolved_member_id)
     last_taps = db.execute(
-        select(TapEvent.member_id, func.max(TapEvent.effective_time))
-        .join(Member, Member.id == TapEvent.member_id)
-        .outerjoin(queued, queued.member_id == TapEvent.member_id)
+        select(tap_member, func.max(TapEvent.effective_time))
+        .join(Member, Member.id == tap_member)
+        .outerjoin(queued, queued.member_id == tap_member)
         .where(
-            _scope(kiosk),
+            roster_scope(db, kiosk.community_id).clause(),
             TapEvent.direction.in_(SESSION_DIRECTIONS),
             TapEvent.effective_time >= max(cutoff, SESSION_TIMES[0]),
             TapEvent.effective_time < SESSION_TIMES[1],
             or_(queued.since.is_(None), TapEvent.effective_time < queued.since),
         )
-        .group_by(TapEvent.member_id)
+        .group_by(tap_member)
     ).all()
     if len(last_taps) > MAX_PRESENCE:  # never a heartbeat that fails validation: keep the most recent
         logger.warning(

@@ -120,7 +120,10 @@ def timeline(member_id: int) -> Any:
         s.execute(
             select(TapEvent, ServiceCentre.name)
             .join(ServiceCentre, ServiceCentre.id == TapEvent.centre_id)
-            .where(TapEvent.member_id == member.id, scope.clause(TapEvent))
+            .where(
+                or_(TapEvent.member_id == member.id, TapEvent.resolved_member_id == member.id),
+                scope.clause(TapEvent),
+            )
             .order_by(TapEvent.effective_time.desc())
             .limit(TIMELINE_LIMIT)
         )

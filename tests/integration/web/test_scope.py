@@ -193,12 +193,17 @@ def visitor(db_session, world):  # type: ignore[no-untyped-def]
     member.phone = VISITOR_PHONE
     kiosk_b = world.b.kiosk
     # 2025-03-06 09:00-10:30 and 2025-03-07 14:00-15:00 local at B's centre.
-    make_tap(
-        db_session, kiosk_b, member, utc(2025, 3, 6, 1, 0), direction="in", flags=TapFlag.OUTSIDE_ROSTER.value
-    )
-    make_tap(db_session, kiosk_b, member, utc(2025, 3, 6, 2, 30), direction="out")
-    make_tap(db_session, kiosk_b, member, utc(2025, 3, 7, 6, 0), direction="in")
-    make_tap(db_session, kiosk_b, member, utc(2025, 3, 7, 7, 0), direction="out")
+    # The visitor's card is not on B's kiosk: the kiosk records unknown taps, the server resolves the card.
+    for at in (utc(2025, 3, 6, 1, 0), utc(2025, 3, 6, 2, 30), utc(2025, 3, 7, 6, 0), utc(2025, 3, 7, 7, 0)):
+        make_tap(
+            db_session,
+            kiosk_b,
+            None,
+            at,
+            direction="unknown",
+            resolved_member_id=member.id,
+            flags=TapFlag.OUTSIDE_ROSTER.value,
+        )
     recompute_sessions(db_session, [member.id], now=utcnow())
     db_session.commit()
     at_b = set(

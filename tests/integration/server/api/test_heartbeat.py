@@ -159,3 +159,29 @@ def test_presence_names_the_centre_where_a_member_is_open(signed, world, db_sess
     presence = Presence.model_validate_json(json.dumps(_beat(signed, world.kiosk)["roster"]["presence"]))
     (member,) = presence.members
     assert member.last_tap_at == checked_in.effective_time and member.open is not None
+
+
+def test_presence_counts_a_session_opened_by_a_tap_the_server_resolved(signed, world, db_session):
+    """A member of this kiosk's roster taps at another community's kiosk that does not carry them: the
+    server resolves the card (``resolved_member_id``) and opens the session there, and this kiosk hears
+    of it, so a tap here is an amber check-in rather than a check-out."""
+    elsewhere = make_centre(db_session, name="南关党群服务中心", closes_at=None)  # another community
+    there = make_kiosk(db_session, elsewhere)
+    now = datetime.now(UTC)
+    tapped = make_tap(
+        db_session,
+        there,
+        None,
+        now - timedelta(minutes=10),
+        direction="unknown",
+        resolved_member_id=world.member.id,
+        flags="outside_roster",
+    )
+    db_session.flush()
+    recompute_sessions(db_session, [world.member.id], now=now)
+    db_session.commit()
+    presence = Presence.model_validate_json(json.dumps(_beat(signed, world.kiosk)["roster"]["presence"]))
+    (member,) = presence.members
+    assert member.member_id == world.member.id and member.last_tap_at == tapped.effective_time
+    assert member.open is not None
+    assert (member.open.centre_id, member.open.centre_name) == (elsewhere.id, "南关党群服务中心")
