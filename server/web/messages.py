@@ -317,4 +317,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This member reports to another community: only taps and sessions at this community's centres "
         "are shown.",
     ),
+    # ---- forms (server/web/forms/): texts shared by every WTForms form ----
+    "forms.errors_title": ("未保存，请修改以下问题：", "Not saved. Please fix the following:"),
 }

@@ -1,0 +1,114 @@
+"""The WTForms forms of the staff pages: every error next to its field as well as in the summary, in
+Chinese or English, what was typed kept, and no English text of WTForms' own on a Chinese page."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+from tests.factories import web_csrf, web_session
+
+#: Texts WTForms writes itself (its defaults): none may reach a person on a Chinese page.
+WTFORMS_ENGLISH = (
+    "This field is required",
+    "Not a valid",
+    "Field must be",
+    "Invalid input",
+    "Invalid value",
+)
+
+
+def field_errors(body: str, name: str, form_id: str | None = None) -> list[str]:
+    """The messages shown under the input named ``name`` (inside its ``<label class="field">``)."""
+    if form_id is not None:
+        found = re.search(rf'id="{form_id}">(.*?)</form>', body, re.S)
+        assert found is not None, form_id
+        body = found.group(1)
+    label = re.search(rf'<label class="field[^"]*">(?:(?!</label>).)*?name="{name}".*?</label>', body, re.S)
+    assert label is not None, name
+    return [unescape(m) for m in re.findall(r'<small class="error">(.*?)</small>', label.group(0), re.S)]
+
+
+def marked(body: str, name: str, form_id: str) -> bool:
+    found = re.search(rf'id="{form_id}">(.*?)</form>', body, re.S)
+    assert found is not None
+    label = re.search(rf'<label class="field([^"]*)">(?:(?!</label>).)*?name="{name}"', found.group(1), re.S)
+    assert label is not None, name
+    return "has-error" in label.group(1)
+
+
+def assert_no_wtforms_english(body: str) -> None:
+    for text in WTFORMS_ENGLISH:
+        assert text not in body, text
+
+
+def test_adjust_errors_stand_next_to_their_fields(client, world) -> None:
+    web_session(client, world.users["staff_a"])
+    response = client.post(
+        f"/review/{world.a.closed_session_id}/adjust",
+        data={
+            "started_at": "2025-03-03T09:00",
+            "ended_at": "2027-03-03T11:00",
+            "minutes": "abc",
+            "reason": "",
+            "csrf_token": web_csrf(client),
+        },
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert field_errors(body, "minutes", "adjust-form") == ["计入分钟须为不小于 0 的整数。"]
+    assert field_errors(body, "reason", "adjust-form") == ["请填写理由。"]
+    ended = field_errors(body, "ended_at", "adjust-form")
+    assert any(e.startswith("签退时间不能晚于 2025-03-03 23:00") for e in ended)
+    assert any(e.startswith("时间不能晚于现在") for e in ended)
+    assert marked(body, "started_at", "adjust-form")  # a span problem marks both times
+    assert not marked(body, "reason", "reject-form")  # the other forms stay clean
+    assert field_errors(body, "reason", "reject-form") == []
+    assert_no_wtforms_english(body)
+
+
+def test_adjust_errors_in_english_next_to_fields(client, world) -> None:
+    web_session(client, world.users["staff_a"])
+    with client.session_transaction() as sess:
+        sess["locale"] = "en"
+    response = client.post(
+        f"/review/{world.a.closed_session_id}/adjust",
+        data={
+            "started_at": "yesterday",
+            "ended_at": "2025-03-03T10:00",
+            "minutes": "-3",
+            "reason": "x" * 501,
+            "csrf_token": web_csrf(client),
+        },
+    )
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert field_errors(body, "started_at", "adjust-form") == ["The check-in time is not valid."]
+    assert field_errors(body, "reason", "adjust-form") == ["The reason must be at most 500 characters."]
+    assert field_errors(body, "minutes", "adjust-form")[0].startswith("Minutes")
+    assert 'value="yesterday"' in body and 'value="-3"' in body
+
+
+def test_manual_entry_errors_next_to_fields_in_both_languages(client, world) -> None:
+    web_session(client, world.users["staff_a"])
+    form = {
+        "member_no": "NO-SUCH-1",
+        "centre_id": str(world.a.centre.id),
+        "started_at": "",
+        "ended_at": "not a time",
+        "reason": "",
+        "csrf_token": web_csrf(client),
+    }
+    body = client.post("/review/manual", data=form).get_data(as_text=True)
+    assert field_errors(body, "member_no") == ["找不到该党员编号或卡号。"]
+    assert field_errors(body, "started_at") == ["请填写签到时间。"]
+    assert field_errors(body, "ended_at") == ["签退时间格式不正确。"]
+    assert field_errors(body, "reason") == ["请填写理由。"]
+    assert 'value="NO-SUCH-1"' in body and 'value="not a time"' in body
+    assert_no_wtforms_english(body)
+    with client.session_transaction() as sess:
+        sess["locale"] = "en"
+    body = client.post("/review/manual", data=form).get_data(as_text=True)
+    assert field_errors(body, "member_no") == ["No member with this number or card."]
+    assert field_errors(body, "started_at") == ["Give the check-in time."]
+    assert field_errors(body, "reason") == ["A reason is required."]
