@@ -27,12 +27,12 @@ from flask import (
 )
 from sqlalchemy import Select, func, or_, select
 
-from protocol.hashing import CredentialValueError, id_number_check_digit_ok, national_id_hash
 from server.config import VAR_DIR, key_bytes
 from server.models import Community, Member, Unit, UnitCommunity
 
 from . import audit, csv_import
-from .common import arg_int, db, form_int, paginate, require_role
+from .common import arg_int, db, paginate, require_role
+from .forms.members import MemberForm
 from .i18n import t
 from .scope import current_scope, require_write
 
@@ -115,58 +115,22 @@ def _member_form(member: Member | None) -> Any:
     scope = current_scope()
     s = db()
     if request.method == "GET":
-        form = audit.snapshot(member, MEMBER_AUDIT_FIELDS) if member else {"status": "active"}
-        return render_template("members/form.html", member=member, form=form, errors={}, **_member_choices())
-    form = {k: request.form.get(k, "").strip() for k in (*MEMBER_AUDIT_FIELDS, "national_id")}
-    errors: dict[str, str] = {}
-    if not csv_import.CODE_RE.fullmatch(form["member_no"]):
-        errors["member_no"] = t("import.bad_member_no")
-    elif s.scalar(
-        select(Member.id).where(
-            Member.member_no == form["member_no"], Member.id != (member.id if member else -1)
-        )
-    ):
-        errors["member_no"] = t("members.member_no_taken")
-    if not form["name"] or len(form["name"]) > 100:
-        errors["name"] = t("import.bad_name")
-    unit_id, community_id = form_int("unit_id"), form_int("community_id")
-    if scope.role == "community_staff":
-        community_id = scope.community_id
-    if not scope.allows(s, Unit, unit_id):
-        errors["unit_id"] = t("members.choose_unit")
-    if not scope.allows(s, Community, community_id):
-        errors["community_id"] = t("members.choose_community")
-    if form["phone"] and not csv_import.PHONE_RE.fullmatch(form["phone"]):
-        errors["phone"] = t("import.bad_phone")
-    if form["status"] not in ("active", "inactive"):
-        errors["status"] = t("import.bad_status")
-    id_hash = None
-    if form["national_id"]:
-        try:
-            if not id_number_check_digit_ok(form["national_id"]):
-                raise CredentialValueError("check digit")
-            id_hash = national_id_hash(key_bytes(current_app.config, "NATIONAL_ID_KEY"), form["national_id"])
-        except CredentialValueError:
-            errors["national_id"] = t("import.bad_national_id")
-        else:
-            owner = s.scalar(select(Member.id).where(Member.national_id_hash == id_hash))
-            if owner is not None and (member is None or owner != member.id):
-                errors["national_id"] = t("import.national_id_taken")
-    form.pop("national_id")  # the raw number is not kept, not even to refill the form
-    if errors:
-        return render_template(
-            "members/form.html", member=member, form=form, errors=errors, **_member_choices()
-        ), 400
+        form = MemberForm(formdata=None, obj=member, s=s, scope=scope, member=member)
+        return render_template("members/form.html", member=member, form=form, **_member_choices())
+    form = MemberForm(s=s, scope=scope, member=member)
+    if not form.validate():
+        return render_template("members/form.html", member=member, form=form, **_member_choices()), 400
+    id_hash = form.national_id_hash
     before = audit.snapshot(member, MEMBER_AUDIT_FIELDS) if member else None
     if member is None:
-        member = Member(member_no=form["member_no"])
+        member = Member(member_no=form.member_no.data)
         s.add(member)
-    member.member_no = form["member_no"]
-    member.name = form["name"]
-    member.unit_id = unit_id  # type: ignore[assignment]
-    member.community_id = community_id  # type: ignore[assignment]
-    member.phone = form["phone"] or None
-    member.status = form["status"]
+    member.member_no = form.member_no.data
+    member.name = form.name.data
+    member.unit_id = form.unit_id.data  # type: ignore[assignment]
+    member.community_id = form.community_id.data  # type: ignore[assignment]
+    member.phone = form.phone.data or None
+    member.status = form.status.data
     if id_hash:
         member.national_id_hash = id_hash
     s.flush()

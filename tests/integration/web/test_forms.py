@@ -112,3 +112,87 @@ def test_manual_entry_errors_next_to_fields_in_both_languages(client, world) -> 
     assert field_errors(body, "member_no") == ["No member with this number or card."]
     assert field_errors(body, "started_at") == ["Give the check-in time."]
     assert field_errors(body, "reason") == ["A reason is required."]
+
+
+# ---- members ---------------------------------------------------------------------------------------
+
+
+def _member_form(world, **changes: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    form = {
+        "member_no": "M-9001",
+        "name": "新党员",
+        "unit_id": str(world.a.unit.id),
+        "phone": "13912345678",
+        "national_id": "",
+        "status": "active",
+    }
+    return {**form, **changes}
+
+
+def test_member_form_shows_every_error_with_the_typed_values(client, db_session, world) -> None:
+    from sqlalchemy import func, select
+
+    from server.models import Member
+
+    web_session(client, world.users["staff_a"])
+    count = db_session.scalar(select(func.count()).select_from(Member))
+    data = _member_form(
+        world,
+        member_no="bad no!",
+        name="",
+        phone="23912345678",
+        national_id="110105194912310021",  # wrong check digit
+        status="gone",
+        csrf_token=web_csrf(client),
+    )
+    response = client.post("/members/new", data=data)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert field_errors(body, "member_no") == ["党员编号应为 1-32 位字母、数字、- 或 _。"]
+    assert field_errors(body, "name") == ["名称为空或过长。"]
+    assert field_errors(body, "phone") == ["手机号应为 11 位中国大陆手机号码（以 13–19 开头）。"]
+    assert field_errors(body, "national_id") == ["身份证号格式或校验位不正确。"]
+    summary = re.search(r'id="member-errors">(.*?)</div>', body, re.S)
+    assert summary is not None and len(re.findall(r'<li class="error">', summary.group(1))) == 5
+    assert 'value="bad no!"' in body and 'value="23912345678"' in body
+    assert "110105194912310021" not in body  # the national ID typed is never sent back
+    assert_no_wtforms_english(body)
+    db_session.expire_all()
+    assert db_session.scalar(select(func.count()).select_from(Member)) == count
+
+
+def test_member_form_errors_in_english(client, world) -> None:
+    web_session(client, world.users["staff_a"])
+    with client.session_transaction() as sess:
+        sess["locale"] = "en"
+    data = _member_form(
+        world,
+        member_no=world.a.member.member_no,  # taken
+        phone="1391234567",  # ten digits
+        unit_id=str(world.b.unit.id),  # outside the scope
+        csrf_token=web_csrf(client),
+    )
+    body = client.post("/members/new", data=data).get_data(as_text=True)
+    assert field_errors(body, "member_no") == ["This member number is taken."]
+    assert field_errors(body, "phone") == [
+        "The phone must be an 11-digit mainland China mobile number (starting 13–19)."
+    ]
+    summary = re.search(r'id="member-errors">(.*?)</div>', body, re.S)
+    assert summary is not None and "Choose a unit." in summary.group(1)
+
+
+def test_member_form_saves_a_normalised_mobile_number(client, db_session, world) -> None:
+    from sqlalchemy import select
+
+    from server.models import Member
+
+    web_session(client, world.users["staff_a"])
+    data = _member_form(world, phone="+86 139-1234-5678", csrf_token=web_csrf(client))
+    response = client.post("/members/new", data=data)
+    assert response.status_code == 302
+    db_session.expire_all()
+    member = db_session.scalar(select(Member).where(Member.member_no == "M-9001"))
+    assert member is not None and member.phone == "13912345678"
+    assert member.community_id == world.a.community.id  # staff add to their own community only
+    edit = client.get(f"/members/{member.id}/edit").get_data(as_text=True)
+    assert 'value="M-9001"' in edit and 'value="13912345678"' in edit
