@@ -319,6 +319,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     # ---- forms (server/web/forms/): texts shared by every WTForms form ----
     "forms.errors_title": ("未保存，请修改以下问题：", "Not saved. Please fix the following:"),
+    "forms.username_required": ("请填写用户名。", "Give your username."),
+    "forms.password_required": ("请填写密码。", "Give your password."),
+    "forms.member_no_required": ("请填写党员编号。", "Give your member number."),
+    "forms.pin_required": ("请填写密码（PIN）。", "Give your PIN."),
     "forms.bad_mobile": (
         "手机号应为 11 位中国大陆手机号码（以 13–19 开头）。",
         "The phone must be an 11-digit mainland China mobile number (starting 13–19).",

@@ -20,6 +20,7 @@ summary above a form, and fields re-render from ``raw_data``, so a wrong value s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -38,14 +39,16 @@ class Msg:
     """A catalogue message, rendered with :func:`t` when the error is raised (in the request's locale).
 
     WTForms formats some messages with ``%``; ours use ``{name}`` placeholders, filled here instead.
+    ``locale`` picks the language where a page has its own choice of it (the phone page).
     """
 
-    def __init__(self, key: str, **params: object) -> None:
+    def __init__(self, key: str, *, locale: Callable[[], str] | None = None, **params: object) -> None:
         self.key = key
+        self.locale = locale
         self.params = params
 
     def __str__(self) -> str:
-        return t(self.key, **self.params)
+        return t(self.key, self.locale() if self.locale else None, **self.params)
 
     def __mod__(self, _values: object) -> str:
         return str(self)
@@ -59,12 +62,16 @@ class StaffForm(FlaskForm):
 
         def get_translations(self, form: Any) -> Any:
             """WTForms' own catalogue in the person's language, for any text of WTForms' own."""
-            return get_translations([get_locale(), "zh"])
+            return get_translations([form.locale(), "zh"])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.form_errors_found: list[str] = []
         self._order: list[str] = []
+
+    def locale(self) -> str:
+        """The language of the page (the staff app's choice; the phone page has its own)."""
+        return get_locale()
 
     def validate(self, extra_validators: Any = None) -> bool:
         """Run every field's validators, then :meth:`validate_form` (rules across fields)."""

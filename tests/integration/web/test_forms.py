@@ -196,3 +196,62 @@ def test_member_form_saves_a_normalised_mobile_number(client, db_session, world)
     assert member.community_id == world.a.community.id  # staff add to their own community only
     edit = client.get(f"/members/{member.id}/edit").get_data(as_text=True)
     assert 'value="M-9001"' in edit and 'value="13912345678"' in edit
+
+
+# ---- sign-in, password change, the phone page's PIN login ------------------------------------------
+
+
+def test_sign_in_needs_both_fields_in_either_language(client) -> None:
+    token = web_csrf(client)
+    body = client.post("/login", data={"username": " ", "password": "", "csrf_token": token})
+    assert body.status_code == 400
+    text = body.get_data(as_text=True)
+    assert field_errors(text, "username") == ["请填写用户名。"]
+    assert field_errors(text, "password") == ["请填写密码。"]
+    assert_no_wtforms_english(text)
+    with client.session_transaction() as sess:
+        sess["locale"] = "en"
+    text = client.post("/login", data={"username": "zoe", "password": "", "csrf_token": token}).get_data(
+        as_text=True
+    )
+    assert field_errors(text, "username") == [] and 'value="zoe"' in text
+    assert field_errors(text, "password") == ["Give your password."]
+
+
+def test_password_change_lists_every_problem(client, db_session) -> None:
+    from tests.factories import make_user, web_login
+
+    make_user(db_session, "admin", username="henry")
+    db_session.commit()
+    web_login(client, "henry")
+    response = client.post(
+        "/account/password",
+        data={
+            "current_password": "not it",
+            "new_password": "short",
+            "confirm_password": "shorter",
+            "csrf_token": web_csrf(client),
+        },
+    )
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert field_errors(text, "current_password") == ["当前密码不正确。"]
+    assert field_errors(text, "new_password") == ["新密码至少 10 位。"]
+    assert field_errors(text, "confirm_password") == ["两次输入的新密码不一致。"]
+    assert "not it" not in text and 'value="short"' not in text  # passwords are never sent back
+    assert_no_wtforms_english(text)
+
+
+def test_phone_pin_login_errors_in_the_pages_language(client) -> None:
+    client.get("/m/")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/m/").get_data(as_text=True))
+    assert token is not None
+    data = {"member_no": "", "pin": "", "csrf_token": token.group(1)}
+    zh = client.post("/m/login", data=data)
+    assert zh.status_code == 400
+    text = zh.get_data(as_text=True)
+    assert "请填写党员编号。" in text and "请填写密码（PIN）。" in text
+    assert_no_wtforms_english(text)
+    client.get("/m/?lang=en")
+    en = client.post("/m/login", data={**data, "member_no": "M-1"}).get_data(as_text=True)
+    assert "Give your PIN." in en and "Give your member number." not in en and 'value="M-1"' in en
