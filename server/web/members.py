@@ -32,7 +32,7 @@ from server.models import Community, Member, Unit, UnitCommunity
 
 from . import audit, csv_import
 from .common import arg_int, db, paginate, require_role
-from .forms.members import MemberForm
+from .forms.members import CommunityForm, MemberForm, UnitForm
 from .i18n import t
 from .scope import current_scope, require_write
 
@@ -193,35 +193,23 @@ def _unit_form(unit: Unit | None) -> Any:
         else set()
     )
     if request.method == "GET":
-        form = {"code": unit.code, "name": unit.name} if unit else {}
+        form = UnitForm(formdata=None, obj=unit, s=s, row=unit)
         return render_template(
-            "members/unit_form.html", unit=unit, form=form, paired=paired, communities=communities, errors={}
+            "members/unit_form.html", unit=unit, form=form, paired=paired, communities=communities
         )
-    form = {k: request.form.get(k, "").strip() for k in ("code", "name")}
-    chosen = {int(v) for v in request.form.getlist("community_id") if v.isdigit()}
-    errors: dict[str, str] = {}
-    if not csv_import.CODE_RE.fullmatch(form["code"]):
-        errors["code"] = t("import.bad_code")
-    elif s.scalar(select(Unit.id).where(Unit.code == form["code"], Unit.id != (unit.id if unit else -1))):
-        errors["code"] = t("members.code_taken")
-    if not form["name"] or len(form["name"]) > 200:
-        errors["name"] = t("import.bad_name")
+    form = UnitForm(s=s, row=unit)
+    chosen: set[int] = form.community_id.data or set()
     if not chosen <= {c.id for c in communities}:
         abort(404)
-    if errors:
+    if not form.validate():
         return render_template(
-            "members/unit_form.html",
-            unit=unit,
-            form=form,
-            paired=chosen,
-            communities=communities,
-            errors=errors,
+            "members/unit_form.html", unit=unit, form=form, paired=chosen, communities=communities
         ), 400
     before = {"code": unit.code, "name": unit.name, "communities": sorted(paired)} if unit else None
     if unit is None:
-        unit = Unit(code=form["code"], name=form["name"])
+        unit = Unit(code=form.code.data, name=form.name.data)
         s.add(unit)
-    unit.code, unit.name = form["code"], form["name"]
+    unit.code, unit.name = form.code.data, form.name.data
     s.flush()
     for cid in chosen - paired:
         s.add(UnitCommunity(unit_id=unit.id, community_id=cid))
@@ -269,31 +257,17 @@ def _community_form(community: Community | None) -> Any:
     s = db()
     fields = ("code", "name", "district")
     if request.method == "GET":
-        form = audit.snapshot(community, fields) if community else {}
-        return render_template("members/community_form.html", community=community, form=form, errors={})
-    form = {k: request.form.get(k, "").strip() for k in fields}
-    errors: dict[str, str] = {}
-    if not csv_import.CODE_RE.fullmatch(form["code"]):
-        errors["code"] = t("import.bad_code")
-    elif s.scalar(
-        select(Community.id).where(
-            Community.code == form["code"], Community.id != (community.id if community else -1)
-        )
-    ):
-        errors["code"] = t("members.code_taken")
-    if not form["name"] or len(form["name"]) > 100:
-        errors["name"] = t("import.bad_name")
-    if len(form["district"]) > 100:
-        errors["district"] = t("import.bad_name")
-    if errors:
-        return render_template(
-            "members/community_form.html", community=community, form=form, errors=errors
-        ), 400
+        form = CommunityForm(formdata=None, obj=community, s=s, row=community)
+        return render_template("members/community_form.html", community=community, form=form)
+    form = CommunityForm(s=s, row=community)
+    if not form.validate():
+        return render_template("members/community_form.html", community=community, form=form), 400
     before = audit.snapshot(community, fields) if community else None
     if community is None:
-        community = Community(code=form["code"], name=form["name"])
+        community = Community(code=form.code.data, name=form.name.data)
         s.add(community)
-    community.code, community.name, community.district = form["code"], form["name"], form["district"] or None
+    community.code, community.name = form.code.data, form.name.data
+    community.district = form.district.data or None
     s.flush()
     audit.record(
         s,

@@ -21,7 +21,7 @@ from server.config import key_bytes
 from server.models import Community, Member, Unit
 
 from ..csv_import import CODE_RE, MOBILE_RE, normalise_mobile
-from .base import Msg, StaffForm, TrimmedStringField, WholeNumberField, check
+from .base import IdListField, Msg, StaffForm, TrimmedStringField, WholeNumberField, check
 
 logger = logging.getLogger(__name__)
 
@@ -100,3 +100,52 @@ class MemberForm(StaffForm):
         self.national_id.data = ""  # the raw number is not kept, not even to refill the form
         self.national_id.raw_data = []
         return valid
+
+
+def _code_field() -> Any:
+    return TrimmedStringField(
+        validators=[
+            DataRequired(message=Msg("import.bad_code")),
+            Regexp(CODE_RE.pattern + r"\Z", message=Msg("import.bad_code")),
+        ]
+    )
+
+
+def _name_field(max_length: int) -> Any:
+    return TrimmedStringField(
+        validators=[
+            DataRequired(message=Msg("import.bad_name")),
+            Length(max=max_length, message=Msg("import.bad_name")),
+        ]
+    )
+
+
+class _CodedForm(StaffForm):
+    """A unit or community: a code unique among its kind; ``s`` and the ``row`` edited are given."""
+
+    model: Any = None
+    code = _code_field()
+
+    def __init__(self, *args: Any, s: Session, row: Any, **kwargs: Any) -> None:
+        self.s, self.row = s, row
+        super().__init__(*args, **kwargs)
+
+    def validate_code(self, field: Any) -> None:
+        own = self.row.id if self.row is not None else -1
+        model = self.model
+        taken = self.s.scalar(select(model.id).where(model.code == field.data, model.id != own))
+        check(taken is None, Msg("members.code_taken"))
+
+
+class UnitForm(_CodedForm):
+    """A unit and the communities it reports to (ticked boxes; ids outside the list are refused)."""
+
+    model = Unit
+    name = _name_field(200)
+    community_id = IdListField()
+
+
+class CommunityForm(_CodedForm):
+    model = Community
+    name = _name_field(100)
+    district = TrimmedStringField(validators=[Length(max=100, message=Msg("import.bad_name"))])

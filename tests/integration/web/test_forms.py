@@ -255,3 +255,39 @@ def test_phone_pin_login_errors_in_the_pages_language(client) -> None:
     client.get("/m/?lang=en")
     en = client.post("/m/login", data={**data, "member_no": "M-1"}).get_data(as_text=True)
     assert "Give your PIN." in en and "Give your member number." not in en and 'value="M-1"' in en
+
+
+# ---- units and communities ---------------------------------------------------------------------------
+
+
+def test_unit_and_community_forms_show_every_error(client, world) -> None:
+    web_session(client, world.users["admin"])
+    token = web_csrf(client)
+    unit = client.post(
+        "/units/new",
+        data={
+            "code": world.a.unit.code,
+            "name": "",
+            "community_id": str(world.a.community.id),
+            "csrf_token": token,
+        },
+    )
+    text = unit.get_data(as_text=True)
+    assert unit.status_code == 400
+    assert field_errors(text, "code") == ["编码已被使用。"]
+    assert field_errors(text, "name") == ["名称为空或过长。"]
+    assert f'name="community_id" value="{world.a.community.id}" checked' in text  # the ticks are kept
+    assert_no_wtforms_english(text)
+    with client.session_transaction() as sess:
+        sess["locale"] = "en"
+    community = client.post(
+        "/communities/new",
+        data={"code": "bad code", "name": "新社区", "district": "x" * 101, "csrf_token": token},
+    )
+    text = community.get_data(as_text=True)
+    assert community.status_code == 400
+    assert field_errors(text, "code") == ["Code must be 1-32 letters, digits, - or _."]
+    assert field_errors(text, "district") == ["Name is empty or too long."]
+    assert 'value="新社区"' in text and 'value="bad code"' in text
+    saved = client.post("/communities/new", data={"code": "C-NEW", "name": "新社区", "csrf_token": token})
+    assert saved.status_code == 302
