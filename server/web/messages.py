@@ -323,6 +323,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forms.password_required": ("请填写密码。", "Give your password."),
     "forms.member_no_required": ("请填写党员编号。", "Give your member number."),
     "forms.pin_required": ("请填写密码（PIN）。", "Give your PIN."),
+    "forms.reason_too_long": ("原因不能超过 {n} 字。", "The reason must be at most {n} characters."),
     "forms.bad_mobile": (
         "手机号应为 11 位中国大陆手机号码（以 13–19 开头）。",
         "The phone must be an 11-digit mainland China mobile number (starting 13–19).",

@@ -291,3 +291,29 @@ def test_unit_and_community_forms_show_every_error(client, world) -> None:
     assert 'value="新社区"' in text and 'value="bad code"' in text
     saved = client.post("/communities/new", data={"code": "C-NEW", "name": "新社区", "csrf_token": token})
     assert saved.status_code == 302
+
+
+# ---- cards -------------------------------------------------------------------------------------------
+
+
+def test_card_forms_show_errors_beside_the_fields(client, world) -> None:
+    web_session(client, world.users["staff_a"])
+    url = f"/members/{world.a.member.id}/cards"
+    token = web_csrf(client)
+    bad = client.post(url, data={"uid": "zz-12", "reason": "x" * 201, "csrf_token": token})
+    text = bad.get_data(as_text=True)
+    assert bad.status_code == 400
+    assert field_errors(text, "uid", "bind-form") == ["卡号必须是 4-64 位十六进制数字。"]
+    assert field_errors(text, "reason", "bind-form") == ["原因不能超过 200 字。"]
+    assert 'value="zz-12"' in text
+    assert_no_wtforms_english(text)
+    assert client.post(url, data={"uid": "04A1B2C3", "csrf_token": token}).status_code == 302
+    with client.session_transaction() as sess:
+        sess["locale"] = "en"
+    page = client.get(url).get_data(as_text=True)
+    credential = re.search(r'id="revoke-(\d+)"', page)
+    assert credential is not None
+    refused = client.post(f"{url}/{credential.group(1)}/revoke", data={"reason": " ", "csrf_token": token})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    assert field_errors(text, "reason", f"revoke-{credential.group(1)}") == ["A reason is required."]
