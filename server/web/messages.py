@@ -324,6 +324,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "forms.member_no_required": ("请填写党员编号。", "Give your member number."),
     "forms.pin_required": ("请填写密码（PIN）。", "Give your PIN."),
     "forms.reason_too_long": ("原因不能超过 {n} 字。", "The reason must be at most {n} characters."),
+    "forms.config_not_json": (
+        "配置不是有效的 JSON（第 {line} 行第 {col} 列有误）。",
+        "The config is not valid JSON (error at line {line}, column {col}).",
+    ),
+    "forms.config_not_object": (
+        '配置必须是 JSON 对象，例如 {"debounce_seconds": 30}。',
+        'The config must be a JSON object, e.g. {"debounce_seconds": 30}.',
+    ),
+    "forms.config_too_large": ("配置过大，终端不会接受。", "The config is too large for a kiosk to accept."),
+    "forms.command_unknown": ("请选择一个命令。", "Choose a command."),
+    "forms.command_invalid": ("终端不会接受这个命令。", "A kiosk would not accept this command."),
+    "forms.message_required": ("请填写要显示的文字。", "Give the text to show."),
+    "forms.message_too_long": ("文字不能超过 {n} 字。", "The text must be at most {n} characters."),
     "forms.bad_mobile": (
         "手机号应为 11 位中国大陆手机号码（以 13–19 开头）。",
         "The phone must be an 11-digit mainland China mobile number (starting 13–19).",

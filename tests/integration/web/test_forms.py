@@ -317,3 +317,34 @@ def test_card_forms_show_errors_beside_the_fields(client, world) -> None:
     text = refused.get_data(as_text=True)
     assert refused.status_code == 400
     assert field_errors(text, "reason", f"revoke-{credential.group(1)}") == ["A reason is required."]
+
+
+# ---- fleet (admin) -----------------------------------------------------------------------------------
+
+
+def test_fleet_forms_say_what_is_wrong_without_parser_text(client, world) -> None:
+    web_session(client, world.users["admin"])
+    token = web_csrf(client)
+    url = f"/fleet/{world.a.kiosk.id}"
+    typed = '{"debounce_seconds": 30,'
+    broken = client.post(f"{url}/config", data={"body": typed, "csrf_token": token}, follow_redirects=True)
+    text = broken.get_data(as_text=True)
+    assert "配置不是有效的 JSON（第 1 行第 25 列有误）。" in text
+    assert "Expecting" not in text  # the JSON parser's own words never reach the page
+    assert unescape(text).count(typed) == 1  # what was typed is back in the box
+    with client.session_transaction() as sess:
+        sess["locale"] = "en"
+    listed = client.post(f"{url}/config", data={"body": "[1, 2]", "csrf_token": token}, follow_redirects=True)
+    assert 'The config must be a JSON object, e.g. {"debounce_seconds": 30}.' in unescape(
+        listed.get_data(as_text=True)
+    )
+    command = client.post(
+        f"{url}/command",
+        data={"name": "show_message", "text": "", "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert "Give the text to show." in command.get_data(as_text=True)
+    unknown = client.post(
+        f"{url}/command", data={"name": "format_disk", "csrf_token": token}, follow_redirects=True
+    )
+    assert "Choose a command." in unknown.get_data(as_text=True)
