@@ -32,6 +32,7 @@ from server.models import Community, Member, Unit, UnitCommunity
 
 from . import audit, csv_import
 from .common import arg_int, db, paginate, require_role
+from .forms.imports import ImportForm
 from .forms.members import CommunityForm, MemberForm, UnitForm
 from .i18n import t
 from .scope import current_scope, require_write
@@ -297,17 +298,16 @@ def import_csv() -> Any:
     """Upload → dry run: parse, plan and show what would change; the rows wait under a token to apply."""
     scope = require_write()
     if request.method == "GET":
-        return render_template("members/import.html", result=None)
-    kind = request.form.get("kind", "members")
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        flash(t("import.no_file"), "error")
-        return render_template("members/import.html", result=None, kind=kind), 400
+        return render_template("members/import.html", result=None, form=ImportForm(formdata=None))
+    form = ImportForm()
+    if not form.validate():
+        return render_template("members/import.html", result=None, form=form), 400
+    kind, upload = form.kind.data, form.file.data
     try:
         parsed = csv_import.parse(upload.read(), kind, key_bytes(current_app.config, "NATIONAL_ID_KEY"))
     except csv_import.ImportError_ as exc:
-        flash(str(exc), "error")
-        return render_template("members/import.html", result=None, kind=kind), 400
+        form.add_error(str(exc), "file")
+        return render_template("members/import.html", result=None, form=form), 400
     result = csv_import.plan(db(), parsed, scope)
     token = None
     if not result.errors and result.total_changes:
@@ -316,7 +316,7 @@ def import_csv() -> Any:
         (_import_dir() / f"{token}.json").write_text(json.dumps(payload, ensure_ascii=False))
     logger.info("import dry run: %s rows, %s errors", len(parsed.rows), len(result.errors))
     return render_template(
-        "members/import.html", result=result, kind=kind, token=token, filename=upload.filename
+        "members/import.html", result=result, form=form, token=token, filename=upload.filename
     )
 
 

@@ -348,3 +348,28 @@ def test_fleet_forms_say_what_is_wrong_without_parser_text(client, world) -> Non
         f"{url}/command", data={"name": "format_disk", "csrf_token": token}, follow_redirects=True
     )
     assert "Choose a command." in unknown.get_data(as_text=True)
+
+
+# ---- CSV import upload -------------------------------------------------------------------------------
+
+
+def test_import_upload_errors_stand_by_the_file_field(client, world) -> None:
+    import io
+
+    web_session(client, world.users["staff_a"])
+    token = web_csrf(client)
+    none = client.post(
+        "/import", data={"kind": "members", "csrf_token": token}, content_type="multipart/form-data"
+    )
+    assert none.status_code == 400
+    assert field_errors(none.get_data(as_text=True), "file") == ["请选择文件。"]
+    assert_no_wtforms_english(none.get_data(as_text=True))
+    with client.session_transaction() as sess:
+        sess["locale"] = "en"
+    odd = client.post(
+        "/import",
+        data={"kind": "pets", "csrf_token": token, "file": (io.BytesIO(b"a,b\n"), "x.csv")},
+        content_type="multipart/form-data",
+    )
+    text = odd.get_data(as_text=True)
+    assert odd.status_code == 400 and "Unknown import kind." in text
