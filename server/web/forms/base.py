@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from flask import g
 from flask_wtf import FlaskForm
 from wtforms import Field, IntegerField, StringField
 from wtforms.i18n import get_translations
@@ -61,8 +62,16 @@ class StaffForm(FlaskForm):
         csrf = False
 
         def get_translations(self, form: Any) -> Any:
-            """WTForms' own catalogue in the person's language, for any text of WTForms' own."""
-            return get_translations([form.locale(), "zh"])
+            """WTForms' own catalogue in the person's language, for any text of WTForms' own.
+
+            Kept for the request: finding the ``.mo`` file costs ~0.3 ms of file-system look-ups, more
+            than the rest of building and validating a form.
+            """
+            locale = form.locale()
+            cache = g.setdefault("wtforms_translations", {})
+            if locale not in cache:
+                cache[locale] = get_translations([locale, "zh"])
+            return cache[locale]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
