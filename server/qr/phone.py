@@ -31,12 +31,15 @@ from flask import (
 )
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm import Session
+from wtforms import PasswordField
+from wtforms.validators import DataRequired, Length
 
 from protocol.masking import mask_name
 from protocol.qrtoken import STEP_SECONDS, mint_phone_token, step_at
 from server.db import get_db
 from server.models import Member
 from server.web.csrf import check_csrf
+from server.web.forms.base import Msg, StaffForm, TrimmedStringField
 from server.web.i18n import get_locale, init_i18n, t
 
 from . import login
@@ -140,36 +143,56 @@ def token_payload(db: Session, member: Member, now: float | None = None) -> dict
 def index() -> Any:
     member = _current_member()
     if member is None:
-        return _page("qr/login.html")
+        return _page("qr/login.html", form=PinLoginForm(formdata=None))
     db = _db()
     payload = token_payload(db, member)
     db.commit()  # a first signing key created on a fresh installation
     return _page("qr/code.html", payload=payload, masked_name=mask_name(member.name))
 
 
+def _staff_locale() -> str:
+    """The phone page's language as a locale of the message catalogue."""
+    return "en" if _lang() == "en" else "zh_CN"
+
+
+class PinLoginForm(StaffForm):
+    """Member number and PIN; only checked for being filled in (a wrong pair is the login's answer, which
+    never says which half was wrong). The page has its own language choice, used for the messages."""
+
+    member_no = TrimmedStringField(
+        validators=[
+            DataRequired(message=Msg("forms.member_no_required", locale=_staff_locale)),
+            Length(max=32, message=Msg("import.bad_member_no", locale=_staff_locale)),
+        ]
+    )
+    pin = PasswordField(validators=[DataRequired(message=Msg("forms.pin_required", locale=_staff_locale))])
+
+    def locale(self) -> str:
+        return _staff_locale()
+
+
 @bp.post("/login")
 def pin_login() -> Any:
+    form = PinLoginForm()
+    if not form.validate():
+        return _page("qr/login.html", 400, form=form)
     db = _db()
     attempt = login.pin_login(
-        db,
-        request.form.get("member_no", ""),
-        request.form.get("pin", ""),
-        request.remote_addr or "?",
-        current_app.config,
+        db, form.member_no.data, form.pin.data, request.remote_addr or "?", current_app.config
     )
     db.commit()
     if attempt.result is login.LoginResult.OK and attempt.member is not None:
         _log_in(attempt.member)
         return redirect(url_for("qr_phone.index"))
     if attempt.result is login.LoginResult.WRONG:
-        return _page("qr/login.html", 401, error=t("phone.wrong"))
+        return _page("qr/login.html", 401, error=t("phone.wrong"), form=form)
     minutes = max(1, -(-attempt.retry_after_s // 60))
     error = (
         t("phone.locked", minutes=minutes)
         if attempt.result is login.LoginResult.LOCKED
         else t("phone.rate_limited")
     )
-    page, status = _page("qr/login.html", 429, error=error)
+    page, status = _page("qr/login.html", 429, error=error, form=form)
     return page, status, {"Retry-After": str(attempt.retry_after_s)}
 
 

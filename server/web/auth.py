@@ -22,10 +22,11 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from sqlalchemy import delete, func, select, update
 
 from server.models import RateLimitHit, User, utcnow
-from server.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
+from server.passwords import hash_password, needs_rehash, verify_password
 
 from . import audit
 from .common import db, public
+from .forms.auth import PasswordForm, SignInForm
 from .i18n import LOCALES, t
 
 logger = logging.getLogger(__name__)
@@ -81,32 +82,34 @@ def login() -> Any:
     if request.method == "GET":
         if g.get("user") is not None:
             return redirect(url_for("web_sessions.index"))
-        return render_template("auth/login.html")
+        return render_template("auth/login.html", form=SignInForm(formdata=None))
+    form = SignInForm()
     cfg = current_app.config
     s = db()
     now = utcnow()
     window_start = now - timedelta(seconds=cfg["LOGIN_WINDOW_S"])
     ip_key = _ip_key()
-    username = request.form.get("username", "").strip()
-    password = request.form.get("password", "")
     recent = s.scalar(select(func.count()).where(RateLimitHit.key == ip_key, RateLimitHit.at >= window_start))
     if (recent or 0) >= cfg["LOGIN_MAX_PER_IP"]:
         audit_logger.warning("login rate-limited", extra={"remote": request.remote_addr})
-        return render_template("auth/login.html", error=t("auth.rate_limited"), username=username), 429
+        return render_template("auth/login.html", error=t("auth.rate_limited"), form=form), 429
+    if not form.validate():
+        return render_template("auth/login.html", form=form), 400
+    username, password = form.username.data, form.password.data
 
     user = s.scalar(select(User).where(User.username == username)) if username else None
     if user is not None and user.locked_until is not None and user.locked_until > now:
         verify_password(_DUMMY_HASH, password)
         _failed(s, ip_key, username, user=None)
         s.commit()
-        return render_template("auth/login.html", error=t("auth.locked"), username=username), 403
+        return render_template("auth/login.html", error=t("auth.locked"), form=form), 403
 
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if not ok or user is None or not user.active:
         locked = _failed(s, ip_key, username, user=user)
         s.commit()
         message = t("auth.locked") if locked else t("auth.bad_credentials")
-        return render_template("auth/login.html", error=message, username=username), 401
+        return render_template("auth/login.html", error=message, form=form), 401
 
     user.failed_logins = 0
     user.locked_until = None
@@ -158,23 +161,13 @@ def logout() -> Any:
 
 @bp.route("/account/password", methods=["GET", "POST"])
 def password() -> Any:
-    if request.method == "GET":
-        return render_template("auth/password.html")
     user: User = g.user
-    current = request.form.get("current_password", "")
-    new = request.form.get("new_password", "")
-    confirm = request.form.get("confirm_password", "")
-    error = None
-    if not verify_password(user.password_hash, current):
-        error = t("auth.wrong_current")
-    elif len(new) < MIN_PASSWORD_LENGTH:
-        error = t("auth.too_short", n=MIN_PASSWORD_LENGTH)
-    elif new != confirm:
-        error = t("auth.mismatch")
-    elif new == current:
-        error = t("auth.same_password")
-    if error:
-        return render_template("auth/password.html", error=error), 400
+    if request.method == "GET":
+        return render_template("auth/password.html", form=PasswordForm(formdata=None, user=user))
+    form = PasswordForm(user=user)
+    if not form.validate():
+        return render_template("auth/password.html", form=form), 400
+    new = form.new_password.data
     s = db()
     user.password_hash = hash_password(new)
     user.password_changed_at = utcnow()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,13 +23,13 @@ from server.models import Credential, Member, User, utcnow
 
 from . import audit
 from .common import db
+from .forms.cards import BindCardForm, ReplaceCardForm, RevokeForm
 from .i18n import t
 from .scope import current_scope, require_write
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("web_cards", __name__)
 
-REASON_MAX = 200
 CREDENTIAL_FIELDS = ("kind", "label", "status", "revoked_at", "revoked_reason", "replaced_by_id")
 
 
@@ -120,13 +120,6 @@ def _uid() -> int | None:
     return g.user.id if g.get("user") is not None else None
 
 
-def _reason() -> str:
-    reason = request.form.get("reason", "").strip()
-    if not reason:
-        raise CardError(t("cards.reason_required"))
-    return reason[:REASON_MAX]
-
-
 def _credential(s: Session, member: Member, credential_id: int) -> Credential:
     """The member's credential (404 if it belongs to someone else: the member is already scope-checked)."""
     row = s.scalar(
@@ -144,17 +137,37 @@ def _back(member: Member) -> Any:
 @bp.get("/members/<int:member_id>/cards")
 def history(member_id: int) -> Any:
     scope = current_scope()
+    return _history(scope.get_or_404(db(), Member, member_id), scope)
+
+
+def _history(member: Member, scope: Any, refused: tuple[str, int | None, Any] | None = None) -> Any:
+    """The page; after a refused form (its action, its credential, the form), with its errors (400)."""
     s = db()
-    member = scope.get_or_404(s, Member, member_id)
     rows = list(
         s.scalars(select(Credential).where(Credential.member_id == member.id).order_by(Credential.id.desc()))
     )
     labels = {r.id: r.label for r in rows}
     user_ids = {u for r in rows for u in (r.issued_by, r.revoked_by) if u}
     names = dict(s.execute(select(User.id, User.display_name).where(User.id.in_(user_ids))).tuples().all())
-    return render_template(
-        "cards/history.html", member=member, rows=rows, labels=labels, names=names, can_write=scope.can_write
+
+    def form_for(action: str, credential_id: int | None = None) -> Any:
+        if refused is not None and refused[:2] == (action, credential_id):
+            return refused[2]
+        if action == "revoke":
+            return RevokeForm(formdata=None)
+        cls = BindCardForm if action == "bind" else ReplaceCardForm
+        return cls(formdata=None, read_uid=card_hash)
+
+    page = render_template(
+        "cards/history.html",
+        member=member,
+        rows=rows,
+        labels=labels,
+        names=names,
+        can_write=scope.can_write,
+        form_for=form_for,
     )
+    return (page, 400) if refused is not None else page
 
 
 @bp.post("/members/<int:member_id>/cards")
@@ -162,17 +175,18 @@ def bind(member_id: int) -> Any:
     scope = require_write()
     s = db()
     member = scope.get_or_404(s, Member, member_id)
-    try:
-        row = bind_card(
-            s, member, request.form.get("uid", ""), reason=request.form.get("reason", "").strip() or None
-        )
-    except CardError as exc:
-        s.rollback()
-        flash(str(exc), "error")
-        return _back(member)
-    s.commit()
-    flash(t("cards.bound", label=row.label), "ok")
-    return _back(member)
+    form = BindCardForm(read_uid=card_hash)
+    if form.validate():
+        try:
+            row = bind_card(s, member, form.uid.data, reason=form.reason.data or None)
+        except CardError as exc:
+            s.rollback()
+            form.add_error(str(exc), "uid")
+        else:
+            s.commit()
+            flash(t("cards.bound", label=row.label), "ok")
+            return _back(member)
+    return _history(member, scope, ("bind", None, form))
 
 
 @bp.post("/members/<int:member_id>/cards/<int:credential_id>/revoke")
@@ -181,15 +195,18 @@ def revoke(member_id: int, credential_id: int) -> Any:
     s = db()
     member = scope.get_or_404(s, Member, member_id)
     row = _credential(s, member, credential_id)
-    try:
-        revoke_credential(s, member, row, _reason())
-    except CardError as exc:
-        s.rollback()
-        flash(str(exc), "error")
-        return _back(member)
-    s.commit()
-    flash(t("cards.revoked", label=row.label or row.kind), "ok")
-    return _back(member)
+    form = RevokeForm()
+    if form.validate():
+        try:
+            revoke_credential(s, member, row, form.reason.data)
+        except CardError as exc:
+            s.rollback()
+            form.add_error(str(exc), "reason")
+        else:
+            s.commit()
+            flash(t("cards.revoked", label=row.label or row.kind), "ok")
+            return _back(member)
+    return _history(member, scope, ("revoke", credential_id, form))
 
 
 @bp.post("/members/<int:member_id>/cards/<int:credential_id>/replace")
@@ -199,17 +216,19 @@ def replace(member_id: int, credential_id: int) -> Any:
     s = db()
     member = scope.get_or_404(s, Member, member_id)
     old = _credential(s, member, credential_id)
-    try:
-        reason = _reason()
-        if old.kind != "card":
-            raise CardError(t("cards.bad_uid"))
-        revoke_credential(s, member, old, reason)
-        new = bind_card(s, member, request.form.get("uid", ""), reason=reason)
-        old.replaced_by_id = new.id
-    except CardError as exc:
-        s.rollback()
-        flash(str(exc), "error")
-        return _back(member)
-    s.commit()
-    flash(t("cards.replaced", old=old.label, new=new.label), "ok")
-    return _back(member)
+    form = ReplaceCardForm(read_uid=card_hash)
+    if form.validate():
+        try:
+            if old.kind != "card":
+                raise CardError(t("cards.bad_uid"))
+            revoke_credential(s, member, old, form.reason.data)
+            new = bind_card(s, member, form.uid.data, reason=form.reason.data)
+            old.replaced_by_id = new.id
+        except CardError as exc:
+            s.rollback()
+            form.add_error(str(exc), "uid")
+        else:
+            s.commit()
+            flash(t("cards.replaced", old=old.label, new=new.label), "ok")
+            return _back(member)
+    return _history(member, scope, ("replace", credential_id, form))

@@ -80,8 +80,22 @@ STATUS_WORDS = {
     "停用": "inactive",
 }
 CODE_RE = re.compile(r"[0-9A-Za-z_\-]{1,32}")
-PHONE_RE = re.compile(r"\+?[0-9][0-9 \-]{3,30}")
+#: A mainland China mobile number: 11 digits starting 13–19 (what members' phones are; the form and the
+#: import both read a phone with :func:`normalise_mobile`).
+MOBILE_RE = re.compile(r"1[3-9][0-9]{9}")
 LIST_SPLIT = re.compile(r"[;,;,、\s]+")
+
+
+def normalise_mobile(text: str) -> str:
+    """A typed phone without spaces, hyphens and a ``+86``/``86`` country prefix (``138 1234-5678``,
+    ``+86 13812345678`` → ``13812345678``); anything else is returned as it is, to be refused."""
+    compact = re.sub(r"[\s\-]", "", text)
+    for prefix in ("+86", "0086", "86"):
+        if compact.startswith(prefix) and len(compact) == len(prefix) + 11:
+            return compact[len(prefix) :]
+    return compact
+
+
 MEMBER_FIELDS = ("name", "unit_id", "community_id", "phone", "national_id_hash", "status")
 
 
@@ -147,9 +161,9 @@ def _member_row(raw: dict[str, str], key: bytes) -> tuple[dict[str, Any], str | 
     unit_code = raw.get("unit_code", "")
     if not unit_code:
         return {}, t("import.missing_unit")
-    phone = raw.get("phone") or None
-    if phone and not PHONE_RE.fullmatch(phone):
-        return {}, t("import.bad_phone")
+    phone = normalise_mobile(raw.get("phone") or "") or None
+    if phone and not MOBILE_RE.fullmatch(phone):
+        return {}, t("forms.bad_mobile")
     status_word = raw.get("status", "")
     status = (
         STATUS_WORDS.get(status_word.lower() if status_word.isascii() else status_word)

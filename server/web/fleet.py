@@ -21,12 +21,8 @@ from itertools import pairwise
 from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 
-from protocol.ids import uuid7
-from protocol.messages import Command
-from protocol.messages.common import ConfigBody
 from server.models import (
     Community,
     Kiosk,
@@ -40,6 +36,8 @@ from server.models.kiosks import COMMAND_NAMES
 from . import audit
 from .common import db, paginate, require_role
 from .exports import export_format, send_table
+from .forms.base import StaffForm
+from .forms.fleet import CommandForm, ConfigForm, RevokeKioskForm
 from .i18n import fmt_dt, get_locale, t
 from .scope import current_scope
 
@@ -54,8 +52,6 @@ DEFAULTS = {
     "FLEET_BACKLOG_ALERT_S": 3600,  # oldest unsynced tap older than this → alert
     "FLEET_BACKLOG_SAMPLES": 3,  # outbox depth rising over this many heartbeats → alert
 }
-_CONFIG = TypeAdapter(ConfigBody)
-REASON_MAX = 200
 
 
 def _setting(name: str) -> int:
@@ -261,16 +257,16 @@ def chain_one(kiosk_id: int) -> Any:
     return _chain_page([kiosk], url_for("web_fleet.detail", kiosk_id=kiosk.id))
 
 
-def _reason() -> str | None:
-    reason = request.form.get("reason", "").strip()[:REASON_MAX]
-    if not reason:
-        flash(t("fleet.reason_required"), "error")
-        return None
-    return reason
+def _back(kiosk: Kiosk, **args: str) -> Any:
+    return redirect(url_for("web_fleet.detail", kiosk_id=kiosk.id, **args))
 
 
-def _back(kiosk: Kiosk) -> Any:
-    return redirect(url_for("web_fleet.detail", kiosk_id=kiosk.id))
+def _refused(kiosk: Kiosk, form: StaffForm, **args: str) -> Any:
+    """Every message of a refused admin form, flashed on the kiosk's page (what was typed goes back in
+    the address: the page keeps its redirect-after-post, which the command history relies on)."""
+    for message in form.messages:
+        flash(message, "error")
+    return _back(kiosk, **args)
 
 
 @bp.post("/<int:kiosk_id>/config")
@@ -278,14 +274,10 @@ def _back(kiosk: Kiosk) -> Any:
 def push_config(kiosk_id: int) -> Any:
     s = db()
     kiosk = _kiosk(kiosk_id)
-    try:
-        body = json.loads(request.form.get("body", ""))
-        if not isinstance(body, dict):
-            raise ValueError("not an object / 不是对象")
-        body = _CONFIG.validate_python(body)
-    except (ValueError, ValidationError) as exc:
-        flash(t("fleet.config_bad", error=str(exc)[:200]), "error")
-        return _back(kiosk)
+    form = ConfigForm()
+    if not form.validate():
+        return _refused(kiosk, form, config=form.body.data or "")
+    body = form.config
     current = s.scalar(select(func.max(KioskConfig.version)).where(KioskConfig.kiosk_id == kiosk.id)) or 0
     version = max(current, kiosk.desired_config_version) + 1
     before = audit.snapshot(kiosk, ("desired_config_version", "applied_config_version"))
@@ -298,7 +290,7 @@ def push_config(kiosk_id: int) -> Any:
         object_id=kiosk.id,
         before=before,
         after={"desired_config_version": version, "body": body},
-        reason=request.form.get("reason", "").strip()[:REASON_MAX] or None,
+        reason=form.reason.data or None,
         community_id=kiosk.community_id,
     )
     s.commit()
@@ -315,19 +307,10 @@ def _uid() -> int | None:
 def queue_command(kiosk_id: int) -> Any:
     s = db()
     kiosk = _kiosk(kiosk_id)
-    name = request.form.get("name", "")
-    args: dict[str, Any] = {}
-    text = request.form.get("text", "").strip()
-    if name == "show_message":
-        args = {"text": text, "seconds": 60}
-    try:
-        if name not in COMMAND_NAMES:
-            raise ValueError(name or "?")
-        # Validate with the wire model now, so a bad command is refused here rather than at delivery.
-        Command(command_id=uuid7(), name=name, args=args, issued_at=datetime.now(UTC))
-    except (ValueError, ValidationError) as exc:
-        flash(t("fleet.command_bad", error=str(exc)[:200]), "error")
-        return _back(kiosk)
+    form = CommandForm()
+    if not form.validate():
+        return _refused(kiosk, form)
+    name, args = form.name.data, form.args
     row = KioskCommand(kiosk_id=kiosk.id, name=name, args=args, created_by=_uid())
     s.add(row)
     s.flush()
@@ -352,9 +335,10 @@ def revoke(kiosk_id: int) -> Any:
     if kiosk.status == "revoked":
         flash(t("fleet.already_revoked"), "warn")
         return _back(kiosk)
-    reason = _reason()
-    if reason is None:
-        return _back(kiosk)
+    form = RevokeKioskForm()
+    if not form.validate():
+        return _refused(kiosk, form)
+    reason = form.reason.data
     before = audit.snapshot(kiosk, ("status", "revoked_at"))
     kiosk.status, kiosk.revoked_at = "revoked", datetime.now(UTC)
     audit.record(

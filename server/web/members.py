@@ -27,12 +27,13 @@ from flask import (
 )
 from sqlalchemy import Select, func, or_, select
 
-from protocol.hashing import CredentialValueError, id_number_check_digit_ok, national_id_hash
 from server.config import VAR_DIR, key_bytes
 from server.models import Community, Member, Unit, UnitCommunity
 
 from . import audit, csv_import
-from .common import arg_int, db, form_int, paginate, require_role
+from .common import arg_int, db, paginate, require_role
+from .forms.imports import ImportForm
+from .forms.members import CommunityForm, MemberForm, UnitForm
 from .i18n import t
 from .scope import current_scope, require_write
 
@@ -115,58 +116,22 @@ def _member_form(member: Member | None) -> Any:
     scope = current_scope()
     s = db()
     if request.method == "GET":
-        form = audit.snapshot(member, MEMBER_AUDIT_FIELDS) if member else {"status": "active"}
-        return render_template("members/form.html", member=member, form=form, errors={}, **_member_choices())
-    form = {k: request.form.get(k, "").strip() for k in (*MEMBER_AUDIT_FIELDS, "national_id")}
-    errors: dict[str, str] = {}
-    if not csv_import.CODE_RE.fullmatch(form["member_no"]):
-        errors["member_no"] = t("import.bad_member_no")
-    elif s.scalar(
-        select(Member.id).where(
-            Member.member_no == form["member_no"], Member.id != (member.id if member else -1)
-        )
-    ):
-        errors["member_no"] = t("members.member_no_taken")
-    if not form["name"] or len(form["name"]) > 100:
-        errors["name"] = t("import.bad_name")
-    unit_id, community_id = form_int("unit_id"), form_int("community_id")
-    if scope.role == "community_staff":
-        community_id = scope.community_id
-    if not scope.allows(s, Unit, unit_id):
-        errors["unit_id"] = t("members.choose_unit")
-    if not scope.allows(s, Community, community_id):
-        errors["community_id"] = t("members.choose_community")
-    if form["phone"] and not csv_import.PHONE_RE.fullmatch(form["phone"]):
-        errors["phone"] = t("import.bad_phone")
-    if form["status"] not in ("active", "inactive"):
-        errors["status"] = t("import.bad_status")
-    id_hash = None
-    if form["national_id"]:
-        try:
-            if not id_number_check_digit_ok(form["national_id"]):
-                raise CredentialValueError("check digit")
-            id_hash = national_id_hash(key_bytes(current_app.config, "NATIONAL_ID_KEY"), form["national_id"])
-        except CredentialValueError:
-            errors["national_id"] = t("import.bad_national_id")
-        else:
-            owner = s.scalar(select(Member.id).where(Member.national_id_hash == id_hash))
-            if owner is not None and (member is None or owner != member.id):
-                errors["national_id"] = t("import.national_id_taken")
-    form.pop("national_id")  # the raw number is not kept, not even to refill the form
-    if errors:
-        return render_template(
-            "members/form.html", member=member, form=form, errors=errors, **_member_choices()
-        ), 400
+        form = MemberForm(formdata=None, obj=member, s=s, scope=scope, member=member)
+        return render_template("members/form.html", member=member, form=form, **_member_choices())
+    form = MemberForm(s=s, scope=scope, member=member)
+    if not form.validate():
+        return render_template("members/form.html", member=member, form=form, **_member_choices()), 400
+    id_hash = form.national_id_hash
     before = audit.snapshot(member, MEMBER_AUDIT_FIELDS) if member else None
     if member is None:
-        member = Member(member_no=form["member_no"])
+        member = Member(member_no=form.member_no.data)
         s.add(member)
-    member.member_no = form["member_no"]
-    member.name = form["name"]
-    member.unit_id = unit_id  # type: ignore[assignment]
-    member.community_id = community_id  # type: ignore[assignment]
-    member.phone = form["phone"] or None
-    member.status = form["status"]
+    member.member_no = form.member_no.data
+    member.name = form.name.data
+    member.unit_id = form.unit_id.data  # type: ignore[assignment]
+    member.community_id = form.community_id.data  # type: ignore[assignment]
+    member.phone = form.phone.data or None
+    member.status = form.status.data
     if id_hash:
         member.national_id_hash = id_hash
     s.flush()
@@ -229,35 +194,23 @@ def _unit_form(unit: Unit | None) -> Any:
         else set()
     )
     if request.method == "GET":
-        form = {"code": unit.code, "name": unit.name} if unit else {}
+        form = UnitForm(formdata=None, obj=unit, s=s, row=unit)
         return render_template(
-            "members/unit_form.html", unit=unit, form=form, paired=paired, communities=communities, errors={}
+            "members/unit_form.html", unit=unit, form=form, paired=paired, communities=communities
         )
-    form = {k: request.form.get(k, "").strip() for k in ("code", "name")}
-    chosen = {int(v) for v in request.form.getlist("community_id") if v.isdigit()}
-    errors: dict[str, str] = {}
-    if not csv_import.CODE_RE.fullmatch(form["code"]):
-        errors["code"] = t("import.bad_code")
-    elif s.scalar(select(Unit.id).where(Unit.code == form["code"], Unit.id != (unit.id if unit else -1))):
-        errors["code"] = t("members.code_taken")
-    if not form["name"] or len(form["name"]) > 200:
-        errors["name"] = t("import.bad_name")
+    form = UnitForm(s=s, row=unit)
+    chosen: set[int] = form.community_id.data or set()
     if not chosen <= {c.id for c in communities}:
         abort(404)
-    if errors:
+    if not form.validate():
         return render_template(
-            "members/unit_form.html",
-            unit=unit,
-            form=form,
-            paired=chosen,
-            communities=communities,
-            errors=errors,
+            "members/unit_form.html", unit=unit, form=form, paired=chosen, communities=communities
         ), 400
     before = {"code": unit.code, "name": unit.name, "communities": sorted(paired)} if unit else None
     if unit is None:
-        unit = Unit(code=form["code"], name=form["name"])
+        unit = Unit(code=form.code.data, name=form.name.data)
         s.add(unit)
-    unit.code, unit.name = form["code"], form["name"]
+    unit.code, unit.name = form.code.data, form.name.data
     s.flush()
     for cid in chosen - paired:
         s.add(UnitCommunity(unit_id=unit.id, community_id=cid))
@@ -305,31 +258,17 @@ def _community_form(community: Community | None) -> Any:
     s = db()
     fields = ("code", "name", "district")
     if request.method == "GET":
-        form = audit.snapshot(community, fields) if community else {}
-        return render_template("members/community_form.html", community=community, form=form, errors={})
-    form = {k: request.form.get(k, "").strip() for k in fields}
-    errors: dict[str, str] = {}
-    if not csv_import.CODE_RE.fullmatch(form["code"]):
-        errors["code"] = t("import.bad_code")
-    elif s.scalar(
-        select(Community.id).where(
-            Community.code == form["code"], Community.id != (community.id if community else -1)
-        )
-    ):
-        errors["code"] = t("members.code_taken")
-    if not form["name"] or len(form["name"]) > 100:
-        errors["name"] = t("import.bad_name")
-    if len(form["district"]) > 100:
-        errors["district"] = t("import.bad_name")
-    if errors:
-        return render_template(
-            "members/community_form.html", community=community, form=form, errors=errors
-        ), 400
+        form = CommunityForm(formdata=None, obj=community, s=s, row=community)
+        return render_template("members/community_form.html", community=community, form=form)
+    form = CommunityForm(s=s, row=community)
+    if not form.validate():
+        return render_template("members/community_form.html", community=community, form=form), 400
     before = audit.snapshot(community, fields) if community else None
     if community is None:
-        community = Community(code=form["code"], name=form["name"])
+        community = Community(code=form.code.data, name=form.name.data)
         s.add(community)
-    community.code, community.name, community.district = form["code"], form["name"], form["district"] or None
+    community.code, community.name = form.code.data, form.name.data
+    community.district = form.district.data or None
     s.flush()
     audit.record(
         s,
@@ -359,17 +298,16 @@ def import_csv() -> Any:
     """Upload → dry run: parse, plan and show what would change; the rows wait under a token to apply."""
     scope = require_write()
     if request.method == "GET":
-        return render_template("members/import.html", result=None)
-    kind = request.form.get("kind", "members")
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        flash(t("import.no_file"), "error")
-        return render_template("members/import.html", result=None, kind=kind), 400
+        return render_template("members/import.html", result=None, form=ImportForm(formdata=None))
+    form = ImportForm()
+    if not form.validate():
+        return render_template("members/import.html", result=None, form=form), 400
+    kind, upload = form.kind.data, form.file.data
     try:
         parsed = csv_import.parse(upload.read(), kind, key_bytes(current_app.config, "NATIONAL_ID_KEY"))
     except csv_import.ImportError_ as exc:
-        flash(str(exc), "error")
-        return render_template("members/import.html", result=None, kind=kind), 400
+        form.add_error(str(exc), "file")
+        return render_template("members/import.html", result=None, form=form), 400
     result = csv_import.plan(db(), parsed, scope)
     token = None
     if not result.errors and result.total_changes:
@@ -378,7 +316,7 @@ def import_csv() -> Any:
         (_import_dir() / f"{token}.json").write_text(json.dumps(payload, ensure_ascii=False))
     logger.info("import dry run: %s rows, %s errors", len(parsed.rows), len(result.errors))
     return render_template(
-        "members/import.html", result=result, kind=kind, token=token, filename=upload.filename
+        "members/import.html", result=result, form=form, token=token, filename=upload.filename
     )
 
 

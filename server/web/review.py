@@ -19,25 +19,22 @@ from sqlalchemy import distinct, false, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from protocol.flags import TapFlag
-from protocol.masking import mask_name
 from protocol.sessionrules import whole_minutes
 from server.models import Correction, Credential, Member, ServiceCentre, ServiceSession, TapEvent, utcnow
 
 from . import audit
 from .cards import CardError, card_hash
 from .common import db, form_int, paginate
+from .forms.review import (
+    DECISION_FORMS,
+    BulkApproveForm,
+    DecisionForm,
+    ManualEntryForm,
+    approvable,
+    session_span_problems,
+)
 from .i18n import fmt_dt, t
 from .reasons import merged_flags
-from .review_forms import (
-    FormErrors,
-    ReviewError,
-    confirmed_by_admin,
-    read_minutes,
-    read_reason,
-    read_time,
-    span_errors,
-    tap_times,
-)
 from .scope import Scope, current_scope, require_write
 from .sessions_view import apply_filters, filter_choices, session_rows
 
@@ -128,11 +125,6 @@ def queue_count(s: Session, scope: Scope) -> int:
     return (s.scalar(by_status) or 0) + (s.scalar(by_flag) or 0)
 
 
-def approvable(row: ServiceSession) -> bool:
-    """Approve credits the observed span, so the session needs an observed end (see sessions.corrections)."""
-    return row.ended_at is not None and row.status not in ("open", "auto_closed")
-
-
 def recompute(s: Session, member_ids: list[int]) -> None:
     """Rebuild the members' sessions from taps and corrections (the session store's one entry point)."""
     from server.sessions.store import recompute_sessions
@@ -149,58 +141,28 @@ def write_correction(
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
     minutes: int | None = None,
-    confirmed: bool = False,
-    pending: FormErrors | None = None,
 ) -> Correction:
     """Append one correction for ``row`` and its audit record (the caller recomputes and commits).
 
-    Approve and adjust credit a span, so the span is judged first (:func:`review_forms.span_errors`,
-    the one set of rules for every path); :class:`ReviewError` carries every problem found. An adjust
-    states both times of the outcome (the form fills in the current ones), so the correction does not
-    depend on what the base session looks like at the next recompute. ``pending`` holds the errors the
-    form layer already found (a missing reason, a bad number): the span is still judged, so the person
-    reads every problem at once.
+    The decision has been judged by its form (:mod:`server.web.forms.review`, which calls the one set
+    of span rules). An adjust states both times of the outcome (the form fills in the current ones), so
+    the correction does not depend on what the base session looks like at the next recompute.
     """
-    errors = pending or FormErrors()
     before = audit.snapshot(row, SESSION_FIELDS)
     if action == "reject":
         after: dict[str, Any] = {"status": "rejected", "credited_minutes": 0}
-    elif action in ("approve", "adjust"):
-        if action == "approve" and not approvable(row):
-            errors.add(t("review.cannot_approve"))
-            raise ReviewError(errors)
-        start = started_at or row.started_at
-        end = ended_at or row.ended_at
-        if end is None:
-            errors.add(t("review.end_required"), "ended_at")
-            raise ReviewError(errors)
-        span = span_errors(
-            s,
-            centre_id=row.centre_id,
-            started_at=start,
-            ended_at=end,
-            minutes=minutes,
-            taps=tap_times(s, (row.check_in_event_id, row.check_out_event_id)),
-            confirmed=confirmed,
-            can_confirm=g.user.role == "admin",
-        )
-        errors.extend(span)
-        if errors:
-            raise ReviewError(errors)
-        if action == "approve":
-            after = {"status": "approved"}
-        else:
-            started_at, ended_at = start, end
-            after = {
-                "status": "adjusted",
-                "started_at": start,
-                "ended_at": end,
-                "credited_minutes": whole_minutes(start, end) if minutes is None else minutes,
-            }
+    elif action == "approve":
+        after = {"status": "approved"}
+    elif action == "adjust":
+        assert started_at is not None and ended_at is not None
+        after = {
+            "status": "adjusted",
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "credited_minutes": whole_minutes(started_at, ended_at) if minutes is None else minutes,
+        }
     else:  # pragma: no cover - the routes only pass the three actions above
         raise ValueError(action)
-    if errors:
-        raise ReviewError(errors)
     correction = Correction(
         session_key=row.key,
         member_id=row.member_id,
@@ -267,8 +229,21 @@ def queue() -> Any:
     )
 
 
+def decision_forms(
+    s: Session, row: ServiceSession, scope: Scope, refused: DecisionForm | None = None
+) -> dict[str, DecisionForm]:
+    """The page's three forms, empty (adjust filled with the current times) but for a refused one."""
+    forms: dict[str, DecisionForm] = {
+        action: cls(formdata=None, s=s, row=row, can_confirm=scope.role == "admin")
+        for action, cls in DECISION_FORMS.items()
+    }
+    if refused is not None:
+        forms[refused.action] = refused
+    return forms
+
+
 @bp.get("/<int:session_id>")
-def detail(session_id: int, form: Any = None, errors: FormErrors | None = None) -> Any:
+def detail(session_id: int, refused: DecisionForm | None = None) -> Any:
     """The session, its taps and decisions; after a refused decision, with what was typed and why."""
     scope = current_scope()
     s = db()
@@ -292,8 +267,8 @@ def detail(session_id: int, form: Any = None, errors: FormErrors | None = None) 
         approvable=approvable(row),
         can_write=scope.can_write,
         is_admin=scope.role == "admin",
-        form=form or {},
-        errors=errors or FormErrors(),
+        forms=decision_forms(s, row, scope, refused),
+        refused=refused.action if refused is not None else None,
     )
 
 
@@ -304,29 +279,11 @@ def decide(session_id: int, action: str) -> Any:
     scope = require_write()
     s = db()
     row = scope.get_or_404(s, ServiceSession, session_id)
-    form = request.form
-    errors = FormErrors()
-    reason = read_reason(form, errors)
-    kwargs: dict[str, Any] = {}
-    if action == "adjust":
-        kwargs["started_at"] = read_time(form, "started_at", errors, current=row.started_at)
-        kwargs["ended_at"] = read_time(form, "ended_at", errors, current=row.ended_at)
-        kwargs["minutes"] = read_minutes(form, errors)
-        unchanged = (
-            kwargs["started_at"] == row.started_at
-            and kwargs["ended_at"] == row.ended_at
-            and kwargs["minutes"] is None
-        )
-        if unchanged and not errors and row.ended_at is not None:
-            errors.add(t("review.adjust_needs_change"), "started_at", "ended_at", "minutes")
-    kwargs["confirmed"] = confirmed_by_admin(form, scope.role)
-    try:
-        if action == "adjust" and None in (kwargs["started_at"], kwargs["ended_at"]) and errors:
-            raise ReviewError(errors)  # a time that could not be read: nothing to judge
-        write_correction(s, row, action, reason, pending=errors, **kwargs)
-    except ReviewError as exc:
+    form = DECISION_FORMS[action](s=s, row=row, can_confirm=scope.role == "admin")
+    if not form.validate():
         s.rollback()
-        return detail(session_id, form={**form.to_dict(), "action": action}, errors=exc.errors), 400
+        return detail(session_id, refused=form), 400
+    write_correction(s, row, action, form.reason.data, **form.decision())
     key, member_id = row.key, row.member_id
     recompute(s, [member_id])
     s.commit()
@@ -343,13 +300,12 @@ def bulk_approve() -> Any:
     """
     scope = require_write()
     s = db()
-    errors = FormErrors()
-    reason = read_reason(request.form, errors)
-    if errors:
-        for message in errors.messages:
+    form = BulkApproveForm()
+    if not form.validate():
+        for message in form.messages:
             flash(message, "error")
         return redirect(url_for("web_review.queue"))
-    ids = {int(v) for v in request.form.getlist("session_id") if v.isdigit()}
+    ids = form.session_id.data or set()
     rows = list(
         s.scalars(select(ServiceSession).where(ServiceSession.id.in_(ids), scope.clause(ServiceSession)))
     )
@@ -360,10 +316,17 @@ def bulk_approve() -> Any:
         if not approvable(row):
             skipped += 1
             continue
-        try:
-            with s.begin_nested():
-                write_correction(s, row, "approve", reason)
-        except ReviewError as exc:
+        assert row.ended_at is not None
+        problems = session_span_problems(
+            s,
+            row,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            minutes=None,
+            confirmed=False,
+            can_confirm=scope.role == "admin",
+        )
+        if problems:
             skipped += 1
             member = s.get(Member, row.member_id)
             flash(
@@ -371,11 +334,12 @@ def bulk_approve() -> Any:
                     "review.not_approved",
                     when=fmt_dt(row.started_at),
                     member=member.name if member else "—",
-                    problems=" ".join(exc.errors.messages),
+                    problems=" ".join(message for message, _fields in problems),
                 ),
                 "warn",
             )
             continue
+        write_correction(s, row, "approve", form.reason.data)
         done += 1
     if done:
         recompute(s, sorted({row.member_id for row in rows}))
@@ -398,32 +362,21 @@ def manual() -> Any:
     )
     context = {"centres": centres, "is_admin": scope.role == "admin"}
     if request.method == "GET":
-        return render_template("review/manual.html", form={}, errors=FormErrors(), visitor=None, **context)
-    form = request.form
-    try:
-        correction = _manual_entry(s, scope)
-    except ManualVisitor as visitor:
+        form = ManualEntryForm(formdata=None, s=s, scope=scope, centre_id=0, find_member=find_entry_member)
+        return render_template("review/manual.html", form=form, **context)
+    centre_id = form_int("centre_id")
+    if not scope.allows(s, ServiceCentre, centre_id):
+        abort(404)
+    assert centre_id is not None
+    form = ManualEntryForm(s=s, scope=scope, centre_id=centre_id, find_member=find_entry_member)
+    if not form.validate():
         s.rollback()
-        return render_template(
-            "review/manual.html", form=form, errors=visitor.errors, visitor=visitor.member, **context
-        ), 400
-    except ReviewError as exc:
-        s.rollback()
-        return render_template(
-            "review/manual.html", form=form, errors=exc.errors, visitor=None, **context
-        ), 400
+        return render_template("review/manual.html", form=form, **context), 400
+    correction = _manual_entry(s, form)
     recompute(s, [correction.member_id])
     s.commit()
     _outcome_message(s, f"manual:{correction.id}", "approved")
     return redirect(url_for("web_sessions.timeline", member_id=correction.member_id))
-
-
-class ManualVisitor(ReviewError):
-    """The member named is not on this community's roster: the page shows them masked and asks to confirm."""
-
-    def __init__(self, member: Member, errors: FormErrors) -> None:
-        self.member = member
-        super().__init__(errors)
 
 
 def find_entry_member(s: Session, text: str) -> Member | None:
@@ -447,49 +400,12 @@ def find_entry_member(s: Session, text: str) -> Member | None:
     )
 
 
-def _manual_entry(s: Session, scope: Scope) -> Correction:
-    form = request.form
-    centre_id = form_int("centre_id")
-    if not scope.allows(s, ServiceCentre, centre_id):
-        abort(404)
-    centre = s.get(ServiceCentre, centre_id)
-    assert centre is not None
-    errors = FormErrors()
-    reason = read_reason(form, errors)
-    member = find_entry_member(s, form.get("member_no", "").strip())
-    if member is None:
-        errors.add(t("review.unknown_member"), "member_no")
-    start = read_time(form, "started_at", errors)
-    end = read_time(form, "ended_at", errors)
-    if start is None and "started_at" not in errors.fields:
-        errors.add(t("review.start_required"), "started_at")
-    if end is None and "ended_at" not in errors.fields:
-        errors.add(t("review.end_required"), "ended_at")
-    minutes = read_minutes(form, errors)
-    if start is not None and end is not None:
-        errors.extend(
-            span_errors(
-                s,
-                centre_id=centre.id,
-                started_at=start,
-                ended_at=end,
-                minutes=minutes,
-                taps=[],
-                confirmed=confirmed_by_admin(form, scope.role),
-                can_confirm=scope.role == "admin",
-            )
-        )
-    # A visitor is saved only when the confirmation names this very member (the number may have changed).
-    if member is not None and not scope.on_roster(s, member) and form.get("confirm_member") != str(member.id):
-        visitor = FormErrors(
-            [t("review.outside_roster", name=mask_name(member.name), member_no=member.member_no)],
-            {"member_no"},
-        )
-        visitor.extend(errors)
-        raise ManualVisitor(member, visitor)
-    if errors:
-        raise ReviewError(errors)
-    assert member is not None and start is not None and end is not None
+def _manual_entry(s: Session, form: ManualEntryForm) -> Correction:
+    """Write the validated manual entry as a ``manual`` correction and its audit record."""
+    centre = s.get(ServiceCentre, form.centre)
+    member, start, end = form.member, form.started_at.data, form.ended_at.data
+    minutes, reason = form.minutes.data, form.reason.data
+    assert centre is not None and member is not None and start is not None and end is not None
     after = {
         "status": "approved",
         "source": "manual",

@@ -105,7 +105,10 @@ def test_unknown_member_and_member_without_pin_are_just_wrong(client, db_session
     nopin = make_member(db_session)
     db_session.commit()
     assert pin_login(client, "NOSUCH", PIN).status_code == 401
-    assert pin_login(client, nopin.member_no, "").status_code == 401
+    assert pin_login(client, nopin.member_no, PIN).status_code == 401
+    # an empty PIN is a form error (the same for every member number), not a login attempt
+    empty = pin_login(client, nopin.member_no, "")
+    assert empty.status_code == 400 and "请填写密码（PIN）。" in empty.get_data(as_text=True)
 
 
 def test_one_time_link_works_once(app, client, member):  # type: ignore[no-untyped-def]
