@@ -13,13 +13,18 @@ systemd supervises the single process (restart on failure). The outbox is the du
 crash loses nothing that was confirmed.
 
 This module wires the parts, owns their lifecycle and answers ``state()`` / ``health()``; the work is
-done by the parts it composes, one responsibility each, sharing this service's lock:
+done by the parts it composes, one responsibility each. Each part receives the one
+:class:`~kiosk.context.KioskContext` the service builds (lock, clock, outbox, roster, member states, PIN
+guard, QR verifier, readers, feed, and the ``live`` settings a pushed config replaces) and takes from it
+what it needs; a part that hands work to another part gets that part by name:
 
 * :mod:`kiosk.outcome_feed` — outcome numbering, subscribers, waiters;
 * :mod:`kiosk.reads` — reader value / signed QR code / PIN → credential hash and member;
 * :mod:`kiosk.recording` — decide → outbox → member state → outcome, and today's count;
 * :mod:`kiosk.staff` — maintenance mode and card binding;
 * :mod:`kiosk.remote` — remote commands (lock, message, restart readers) and the pushed config.
+
+The sync agent (:mod:`kiosk.sync`) sees this service only through :class:`kiosk.sync.SyncService`.
 """
 
 from __future__ import annotations

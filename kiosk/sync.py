@@ -8,7 +8,8 @@ which makes the whole path exactly-once. A row is marked acknowledged only for i
 on the way back (proxy cut, server killed after commit) costs one re-upload, never a tap.
 
 The thread is :class:`Uploader`; :class:`SyncAgent` is what the kiosk service starts — it wires the
-client, the clock offset, the uploader and the heartbeat agent (:mod:`kiosk.heartbeat`) to the service.
+client, the clock offset, the uploader and the heartbeat agent (:mod:`kiosk.heartbeat`) to the service,
+which it knows only as a :class:`SyncService` (the members it uses, nothing more).
 
 Pace: a full batch is followed at once by the next (a kiosk back after a week offline catches up at full
 speed); a short batch means the outbox is drained and the agent sleeps until :meth:`Uploader.wake`
@@ -36,7 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 from kiosk.client import OFFSET_FILE, ClientError, ClockOffset, KioskClient, ServerError, backoff_delay
 from kiosk.config import Enrolment, KioskConfig
 from kiosk.heartbeat import HeartbeatAgent, HeartbeatService
-from kiosk.outbox import Outbox
+from kiosk.outbox import Outbox, StoredBinding
 from kiosk.outcome_feed import Subscriber
 from kiosk.roster import Roster
 
@@ -240,7 +241,9 @@ class Uploader:
         self._settle_rejected_bindings(answer.get("rejected", []), sent)
         return n
 
-    def _settle_rejected_bindings(self, rejected: list[dict[str, Any]], sent: dict[str, Any]) -> None:
+    def _settle_rejected_bindings(
+        self, rejected: list[dict[str, Any]], sent: dict[str, StoredBinding]
+    ) -> None:
         """A refusal is final: stop re-sending, stop honouring the card locally, tell staff through health."""
         for item in rejected:
             binding = sent.get(str(item.get("id")))
