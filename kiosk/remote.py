@@ -65,7 +65,6 @@ class RemoteControl:
     def handle_command(self, name: str, args: dict[str, Any] | None = None) -> tuple[bool, str] | None:
         """Apply a remote command this service owns; ``None`` for ones it does not (sync agent's)."""
         args = args or {}
-        name = str(getattr(name, "value", name))
         if name == "lock_screen":
             self.lock(args.get("text"), args.get("text_en"))
             return True, "locked"
