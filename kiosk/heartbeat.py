@@ -27,11 +27,14 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from kiosk.client import ClientError, KioskClient, backoff_delay
+from kiosk.outbox import Outbox
+from kiosk.qr import QrVerifier
+from kiosk.roster import Roster
 from protocol.messages import (
     CameraStatus,
     Command,
@@ -40,6 +43,7 @@ from protocol.messages import (
     HealthReport,
     HeartbeatRequest,
     HeartbeatResponse,
+    Presence,
     ReaderStatus,
 )
 
@@ -48,6 +52,36 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "heartbeat-state.json"
 MAX_REMEMBERED_COMMANDS = 500
 MAX_PAGES_IN_A_ROW = 100
+
+
+@runtime_checkable
+class HeartbeatService(Protocol):
+    """Exactly what the heartbeat agent uses of :class:`kiosk.service.KioskService`.
+
+    Why a protocol: the agent is the kiosk's management channel and must not reach into the service
+    beyond this; tests run it against a minimal double that implements only these members
+    (``tests/integration/sync/test_agent_interface.py``). Read-only properties here are satisfied by
+    plain attributes.
+    """
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def roster(self) -> Roster: ...
+
+    @property
+    def qr(self) -> QrVerifier: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+    def handle_command(self, name: str, args: dict[str, Any] | None = None) -> tuple[bool, str] | None: ...
+
+    def apply_config(self, version: int, body: Mapping[str, Any]) -> None: ...
+
+    def apply_presence(self, presence: Presence) -> None: ...
+
+    def reload_enrolment(self) -> None: ...
 
 
 def _reader_statuses(readers: list[dict[str, Any]]) -> tuple[list[ReaderStatus], CameraStatus | None]:
@@ -78,12 +112,11 @@ def _reader_statuses(readers: list[dict[str, Any]]) -> tuple[list[ReaderStatus],
 
 
 class HeartbeatAgent:
-    """Heartbeats for ``service`` (a :class:`kiosk.service.KioskService` or anything with the same
-    ``outbox``, ``roster``, ``health()`` and ``handle_command()``) through ``client``."""
+    """Heartbeats for ``service`` (:class:`HeartbeatService`, which the kiosk service is) through ``client``."""
 
     def __init__(
         self,
-        service: Any,
+        service: HeartbeatService,
         client: KioskClient,
         state_dir: str | os.PathLike[str],
         *,
@@ -246,18 +279,15 @@ class HeartbeatAgent:
     def _apply_qr_material(self, response: HeartbeatResponse) -> None:
         """QR public keys and revoked badge serials ride the roster page (``None`` = unchanged)."""
         keys, revoked = response.roster.qr_public_keys, response.roster.revoked_badges
-        verifier = getattr(self.service, "qr", None)
-        if verifier is None or (keys is None and revoked is None):
+        if keys is None and revoked is None:
             return
-        verifier.apply_qr_material(keys, revoked)
+        self.service.qr.apply_qr_material(keys, revoked)
 
     def _apply_presence(self, response: HeartbeatResponse) -> None:
         """Who of the roster is open where (protocol 2, ``None`` from an older server: keep what we had)."""
         presence = response.roster.presence
-        apply = getattr(self.service, "apply_presence", None)
-        if presence is None or apply is None:
-            return
-        apply(presence)
+        if presence is not None:
+            self.service.apply_presence(presence)
 
     def _apply_config(self, response: HeartbeatResponse) -> None:
         desired = int(response.desired_config_version)
@@ -273,13 +303,10 @@ class HeartbeatAgent:
         """Hand the stored config to the service; record it as applied only if the service took it."""
         version = int(self._state["config_version"])
         body = self._state.get("config")
-        hook = getattr(self.service, "apply_config", None)
         if body is None:
             return True, "no pushed config; nothing to reload"
-        if hook is None:
-            return False, f"config {version} stored; this kiosk build cannot apply it live"
         try:
-            hook(version, body)
+            self.service.apply_config(version, body)
         except Exception as exc:
             logger.exception("config %d could not be applied", version)
             return False, f"config {version} rejected: {exc}"[:200]
@@ -323,9 +350,7 @@ class HeartbeatAgent:
             detail = rotate_secret(self.client, self.state_path.parent, command_id)
         except RotationError as exc:
             return False, str(exc)
-        refreshed = getattr(self.service, "reload_enrolment", None)
-        if refreshed is not None:
-            refreshed()
+        self.service.reload_enrolment()
         return True, detail
 
     def execute(self, command: Command) -> tuple[bool, str]:
@@ -339,8 +364,7 @@ class HeartbeatAgent:
             return self._reload_config()
         if name is CommandName.ROTATE_KEY:
             return self._rotate_key(str(command.command_id))
-        handler = getattr(self.service, "handle_command", None)
-        answer = handler(name.value, dict(command.args)) if handler is not None else None
+        answer = self.service.handle_command(name.value, dict(command.args))
         if answer is None:
             return False, f"command {name.value} not supported by this kiosk / 终端不支持该指令"
         ok, detail = answer

@@ -161,6 +161,3 @@ class OutcomeFeed:
     def recent_outcomes(self) -> list[TapOutcome]:
         with self._outcome_cond:
             return list(self._last_outcomes)
-
-
-__all__ = ["OutcomeFeed", "Subscriber"]

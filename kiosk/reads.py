@@ -21,20 +21,15 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import threading
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from hardware.base import CredentialKind as HwKind
 from hardware.base import CredentialRead
-from kiosk.config import KioskConfig
-from kiosk.outcome_feed import OutcomeFeed
+from kiosk.context import KioskContext
 from kiosk.outcomes import OutcomeKind, TapOutcome
-from kiosk.pinguard import PinGuard
-from kiosk.qr import QrVerifier, is_signed_token
+from kiosk.qr import is_signed_token
 from kiosk.recording import TapRecorder
-from kiosk.roster import Roster
 from kiosk.staff import StaffMode
 from protocol.hashing import CredentialValueError, credential_hash
 
@@ -53,36 +48,19 @@ def pin_credential_hash(credential_key: bytes, member_no: str) -> str:
 
 
 class ReadHandler:
-    """Resolves reads, QR codes and PIN entries; ``config``, ``staff_hashes`` and the offset are live."""
+    """Resolves reads, QR codes and PIN entries; the config, staff hashes and offset are read live from
+    ``context.live``. A resolved read goes to ``staff`` (staff credential, binding capture) or ``recorder``."""
 
-    def __init__(
-        self,
-        *,
-        lock: threading.RLock,
-        credential_key: bytes,
-        staff_hashes: Callable[[], set[str]],
-        roster: Roster,
-        qr: QrVerifier,
-        pin_guard: PinGuard,
-        staff: StaffMode,
-        recorder: TapRecorder,
-        feed: OutcomeFeed,
-        clock: Callable[[], dt.datetime],
-        clock_offset_ms: Callable[[], int],
-        config: Callable[[], KioskConfig],
-    ) -> None:
-        self._lock = lock
-        self._credential_key = credential_key
-        self._staff_hashes = staff_hashes
-        self._roster = roster
-        self._qr = qr
-        self._pin_guard = pin_guard
+    def __init__(self, context: KioskContext, *, staff: StaffMode, recorder: TapRecorder) -> None:
+        self._ctx = context
+        self._lock = context.lock
+        self._credential_key = context.credential_key
+        self._roster = context.roster
+        self._qr = context.qr
+        self._pin_guard = context.pin_guard
+        self._feed = context.feed
         self._staff = staff
         self._recorder = recorder
-        self._feed = feed
-        self._clock = clock
-        self._clock_offset_ms = clock_offset_ms
-        self._config = config
         self.qr_counts: Counter[str] = Counter()
 
     # -- reader values ---------------------------------------------------------------------------
@@ -105,7 +83,7 @@ class ReadHandler:
         except (CredentialValueError, ValueError) as exc:
             logger.warning("reader %s delivered a value that is not a credential: %s", read.reader_id, exc)
             return self._feed.new_outcome(OutcomeKind.INVALID, reader_id=read.reader_id, credential_kind=kind)
-        if chash in self._staff_hashes():
+        if chash in self._ctx.live.staff_hashes:
             return self._staff.toggle(read.reader_id, kind)
         captured = self._staff.capture_if_binding(read.reader_id, kind, chash)
         if captured is not None:
@@ -121,7 +99,8 @@ class ReadHandler:
         A genuine code is recorded even when refused (expired, replayed, revoked: staff see who tried);
         a code that is not genuine names nobody, so nothing is recorded and only health counts it.
         """
-        now = self._clock() + dt.timedelta(milliseconds=self._clock_offset_ms())  # best estimate of true time
+        # the kiosk's best estimate of true time
+        now = self._ctx.clock() + dt.timedelta(milliseconds=self._ctx.live.clock_offset_ms)
         check = self._qr.verify_scanned(read.value, now=now)
         with self._lock:
             self.qr_counts[check.code] += 1
@@ -172,7 +151,7 @@ class ReadHandler:
                 OutcomeKind.PIN_LOCKED, credential_kind="pin", retry_s=state.retry_after_s
             )
         if member_no == STAFF_MEMBER_NO:
-            staff_pin = self._config().staff_pin
+            staff_pin = self._ctx.live.config.staff_pin
             if staff_pin and hmac.compare_digest(pin.encode(), staff_pin.encode()):
                 self._pin_guard.record_success(guard_key)
                 return self._staff.toggle(None, "pin")
@@ -190,6 +169,3 @@ class ReadHandler:
         self._pin_guard.record_success(guard_key)
         chash = pin_credential_hash(self._credential_key, member_no)
         return self._recorder.record("pin", chash, member, "low", None, None)
-
-
-__all__ = ["QR_UNAUTHENTICATED", "STAFF_MEMBER_NO", "ReadHandler", "pin_credential_hash"]

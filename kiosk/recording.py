@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
-from collections.abc import Callable
 
-from kiosk.checkin import Decision, MemberStates, Verdict, decide
-from kiosk.config import KioskConfig
-from kiosk.outbox import Outbox, OutboxError, StoredTap, TapDraft
-from kiosk.outcome_feed import OutcomeFeed
+from kiosk.checkin import Decision, Verdict, decide
+from kiosk.context import KioskContext
+from kiosk.outbox import OutboxError, StoredTap, TapDraft
 from kiosk.outcomes import OutcomeKind, TapOutcome, messages_for
 from kiosk.qr import QrCheck
+from kiosk.remote import RemoteControl
 from kiosk.roster import RosterMember
 
 logger = logging.getLogger(__name__)
@@ -29,28 +27,17 @@ audit = logging.getLogger("kiosk.audit")
 
 
 class TapRecorder:
-    """Records a resolved read; ``config``, ``locked`` and ``clock_offset_ms`` are read live."""
+    """Records a resolved read; the config and clock offset are read live from ``context.live``, the
+    screen lock from ``remote`` (a locked kiosk records the tap but checks nobody in)."""
 
-    def __init__(
-        self,
-        *,
-        lock: threading.RLock,
-        outbox: Outbox,
-        members: MemberStates,
-        feed: OutcomeFeed,
-        clock: Callable[[], dt.datetime],
-        config: Callable[[], KioskConfig],
-        locked: Callable[[], bool],
-        clock_offset_ms: Callable[[], int],
-    ) -> None:
-        self._lock = lock
-        self._outbox = outbox
-        self._members = members
-        self._feed = feed
-        self._clock = clock
-        self._config = config
-        self._locked = locked
-        self._clock_offset_ms = clock_offset_ms
+    def __init__(self, context: KioskContext, *, remote: RemoteControl) -> None:
+        self._ctx = context
+        self._lock = context.lock
+        self._outbox = context.outbox
+        self._members = context.members
+        self._feed = context.feed
+        self._clock = context.clock
+        self._remote = remote
         self._today: tuple[dt.date, int] | None = None
 
     def record(
@@ -72,9 +59,9 @@ class TapRecorder:
         refused = qr is not None and not qr.accepted
         qr_fields = qr.draft_fields() if qr is not None else {}
         with self._lock:
-            config = self._config()
+            config = self._ctx.live.config
             now = self._clock()
-            offset_ms = self._clock_offset_ms()
+            offset_ms = self._ctx.live.clock_offset_ms
             # the server's engine runs on device time + measured offset; decide on the same clock
             server_now = now + dt.timedelta(milliseconds=offset_ms)
             member_id = member.member_id if member else None
@@ -83,7 +70,7 @@ class TapRecorder:
                 verdict = decide(
                     member_id=member_id,
                     revoked=bool(member and member.revoked),
-                    locked=self._locked(),
+                    locked=self._remote.locked,
                     state=self._members.get(member_id, config.rules),
                     rules=config.rules,
                     now=server_now,
@@ -166,7 +153,7 @@ class TapRecorder:
 
     # -- today's count ---------------------------------------------------------------------------
     def _bump_today(self, now: dt.datetime) -> None:
-        day = now.astimezone(self._config().tz).date()
+        day = now.astimezone(self._ctx.live.config.tz).date()
         if self._today is not None and self._today[0] == day:
             self._today = (day, self._today[1] + 1)
         else:
@@ -178,12 +165,9 @@ class TapRecorder:
 
     def today_count(self) -> int:
         now = self._clock()
-        day = now.astimezone(self._config().tz).date()
+        day = now.astimezone(self._ctx.live.config.tz).date()
         with self._lock:
             if self._today is None or self._today[0] != day:
-                midnight = dt.datetime.combine(day, dt.time(0), tzinfo=self._config().tz)
+                midnight = dt.datetime.combine(day, dt.time(0), tzinfo=self._ctx.live.config.tz)
                 self._today = (day, self._outbox.count_since(midnight))
             return self._today[1]
-
-
-__all__ = ["TapRecorder"]

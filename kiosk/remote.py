@@ -14,15 +14,13 @@ applied version, the keys that need a restart and the standing message, and hand
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from kiosk.config import KioskConfig, apply_live_config, load_applied_config, save_applied_config
-from kiosk.outcome_feed import OutcomeFeed
-from kiosk.readers import ReaderSet
+from kiosk.context import KioskContext
 
 logger = logging.getLogger(__name__)
 audit = logging.getLogger("kiosk.audit")
@@ -31,10 +29,10 @@ audit = logging.getLogger("kiosk.audit")
 class RemoteControl:
     """``lock_screen``, ``unlock_screen``, ``show_message`` and ``restart_readers``."""
 
-    def __init__(self, *, lock: threading.RLock, readers: ReaderSet, feed: OutcomeFeed) -> None:
-        self._lock = lock
-        self._readers = readers
-        self._feed = feed
+    def __init__(self, context: KioskContext) -> None:
+        self._lock = context.lock
+        self._readers = context.readers
+        self._feed = context.feed
         self.locked = False
         self.lock_text: tuple[str, str] | None = None
         self._message: dict[str, Any] | None = None
@@ -67,7 +65,6 @@ class RemoteControl:
     def handle_command(self, name: str, args: dict[str, Any] | None = None) -> tuple[bool, str] | None:
         """Apply a remote command this service owns; ``None`` for ones it does not (sync agent's)."""
         args = args or {}
-        name = str(getattr(name, "value", name))
         if name == "lock_screen":
             self.lock(args.get("text"), args.get("text_en"))
             return True, "locked"
@@ -87,21 +84,15 @@ class RemoteControl:
 class ConfigPush:
     """The pushed config the kiosk runs: applied on top of the config *file*, persisted first.
 
-    ``install(new_config)`` is called with the service's lock held and swaps the service's config and
-    everything derived from it.
+    ``install(new_config)`` is called with the context's lock held and swaps the service's config and
+    everything derived from it. ``context.live.config`` when this is made is the config *file*'s: a
+    pushed config is applied on top of it, never on top of the previous push.
     """
 
-    def __init__(
-        self,
-        *,
-        base_config: KioskConfig,
-        lock: threading.RLock,
-        feed: OutcomeFeed,
-        install: Callable[[KioskConfig], None],
-    ) -> None:
-        self._base_config = base_config  # the file's config; a pushed config is applied on top of it
-        self._lock = lock
-        self._feed = feed
+    def __init__(self, context: KioskContext, *, install: Callable[[KioskConfig], None]) -> None:
+        self._base_config = context.live.config
+        self._lock = context.lock
+        self._feed = context.feed
         self._install_hook = install
         self.version = 0
         self.needs_restart: list[str] = []
@@ -170,6 +161,3 @@ def standing_message(value: Any) -> dict[str, str] | None:
     if not isinstance(text_en, str):
         raise ValueError("message.text_en must be a text / message.text_en 应为文字")
     return {"text": value["text"][:200], "text_en": text_en[:200]}
-
-
-__all__ = ["ConfigPush", "RemoteControl", "standing_message"]

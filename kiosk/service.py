@@ -13,13 +13,18 @@ systemd supervises the single process (restart on failure). The outbox is the du
 crash loses nothing that was confirmed.
 
 This module wires the parts, owns their lifecycle and answers ``state()`` / ``health()``; the work is
-done by the parts it composes, one responsibility each, sharing this service's lock:
+done by the parts it composes, one responsibility each. Each part receives the one
+:class:`~kiosk.context.KioskContext` the service builds (lock, clock, outbox, roster, member states, PIN
+guard, QR verifier, readers, feed, and the ``live`` settings a pushed config replaces) and takes from it
+what it needs; a part that hands work to another part gets that part by name:
 
 * :mod:`kiosk.outcome_feed` — outcome numbering, subscribers, waiters;
 * :mod:`kiosk.reads` — reader value / signed QR code / PIN → credential hash and member;
 * :mod:`kiosk.recording` — decide → outbox → member state → outcome, and today's count;
 * :mod:`kiosk.staff` — maintenance mode and card binding;
 * :mod:`kiosk.remote` — remote commands (lock, message, restart readers) and the pushed config.
+
+The sync agent (:mod:`kiosk.sync`) sees this service only through :class:`kiosk.sync.SyncService`.
 """
 
 from __future__ import annotations
@@ -34,18 +39,20 @@ from typing import Any
 
 from hardware.base import CredentialRead
 from kiosk.checkin import MemberStates
-from kiosk.config import KioskConfig, credential_key_for, load_enrolment
+from kiosk.config import Enrolment, KioskConfig, credential_key_for, load_enrolment
+from kiosk.context import KioskContext, LiveSettings
 from kiosk.outbox import Outbox
 from kiosk.outcome_feed import OutcomeFeed, Subscriber
 from kiosk.outcomes import TapOutcome
 from kiosk.pinguard import PinGuard, PinPolicy
 from kiosk.qr import QrVerifier
 from kiosk.readers import ReaderSet
-from kiosk.reads import QR_UNAUTHENTICATED, STAFF_MEMBER_NO, ReadHandler, pin_credential_hash
+from kiosk.reads import ReadHandler
 from kiosk.recording import TapRecorder
 from kiosk.remote import ConfigPush, RemoteControl
 from kiosk.roster import Roster
-from kiosk.staff import MAINTENANCE_IDLE_S, StaffMode, staff_hashes_for
+from kiosk.staff import StaffMode, staff_hashes_for
+from kiosk.sync import SyncAgent
 from protocol.messages import Presence
 
 logger = logging.getLogger(__name__)
@@ -64,16 +71,19 @@ class SimulationError(Exception):
     """``simulate_read`` without simulation mode or without a simulator for that kind."""
 
 
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 class KioskService:
     def __init__(
         self,
         config: KioskConfig,
         *,
-        clock: Callable[[], dt.datetime] | None = None,
+        clock: Callable[[], dt.datetime] = _utc_now,
         start_sync: bool = True,
     ) -> None:
-        self.config = config
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.clock = clock
         self._start_sync = start_sync
         state_dir = config.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -87,14 +97,12 @@ class KioskService:
             state_dir / "pin-guard.sqlite3",
             PinPolicy(max_failures=config.pin_max_failures, lockout_s=config.pin_lockout_s),
         )
-        self.staff_hashes = staff_hashes_for(config, self.credential_key)
         self.qr = QrVerifier.in_state_dir(state_dir)
         self.readers = ReaderSet(config, self.on_read)
         self.members = MemberStates()
-        self._lock = threading.RLock()
+        self.feed = OutcomeFeed(clock, self.state)
         self._started_mono = time.monotonic()
-        self.clock_offset_ms = 0
-        self.sync_agent: Any = None
+        self.sync_agent: SyncAgent | None = None
         self.sync_status: dict[str, Any] = {
             "online": False,
             "last_sync": None,
@@ -102,52 +110,43 @@ class KioskService:
         }
         self._housekeeping_stop = threading.Event()
         self._housekeeping: threading.Thread | None = None
-        # the parts; ``lambda: self.config`` etc. because a pushed config replaces them live
-        self.feed = OutcomeFeed(self._clock, self.state)
-        self.staff = StaffMode(
-            lock=self._lock,
-            roster=self.roster,
-            outbox=self.outbox,
-            feed=self.feed,
-            clock=self._clock,
-            config=lambda: self.config,
-        )
-        self.remote = RemoteControl(lock=self._lock, readers=self.readers, feed=self.feed)
-        self.config_push = ConfigPush(
-            base_config=config, lock=self._lock, feed=self.feed, install=self._install_config
-        )
-        self.recorder = TapRecorder(
-            lock=self._lock,
-            outbox=self.outbox,
-            members=self.members,
-            feed=self.feed,
-            clock=self._clock,
-            config=lambda: self.config,
-            locked=lambda: self.remote.locked,
-            clock_offset_ms=lambda: self.clock_offset_ms,
-        )
-        self.reads = ReadHandler(
-            lock=self._lock,
+        # the parts: one shared context; what a pushed config replaces lives in ``context.live``
+        self.context = KioskContext(
+            lock=threading.RLock(),
+            clock=clock,
             credential_key=self.credential_key,
-            staff_hashes=lambda: self.staff_hashes,
+            live=LiveSettings(config=config, staff_hashes=staff_hashes_for(config, self.credential_key)),
+            outbox=self.outbox,
             roster=self.roster,
-            qr=self.qr,
+            members=self.members,
             pin_guard=self.pin_guard,
-            staff=self.staff,
-            recorder=self.recorder,
+            qr=self.qr,
+            readers=self.readers,
             feed=self.feed,
-            clock=self._clock,
-            clock_offset_ms=lambda: self.clock_offset_ms,
-            config=lambda: self.config,
         )
-        self.qr_counts = self.reads.qr_counts
-        self.config_push.restore(self.config.state_dir)
+        self._lock = self.context.lock
+        self.staff = StaffMode(self.context)
+        self.remote = RemoteControl(self.context)
+        self.config_push = ConfigPush(self.context, install=self._install_config)
+        self.recorder = TapRecorder(self.context, remote=self.remote)
+        self.reads = ReadHandler(self.context, staff=self.staff, recorder=self.recorder)
+        self.config_push.restore(config.state_dir)
         self._rebuild_state()
+
+    @property
+    def config(self) -> KioskConfig:
+        """The config the kiosk runs now: the file's, with the last pushed config applied on top."""
+        return self.context.live.config
+
+    @property
+    def clock_offset_ms(self) -> int:
+        """The sync agent's last measured offset (server minus device), stamped on every new event."""
+        return self.context.live.clock_offset_ms
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _rebuild_state(self) -> None:
         """Per-member check-in state from the outbox's recent IN/OUT taps (survives restarts)."""
-        horizon = self._clock() - self.config.rules.max_length - dt.timedelta(days=1)
+        horizon = self.clock() - self.config.rules.max_length - dt.timedelta(days=1)
         toggles = self.outbox.last_toggles(horizon)
         n = self.members.rebuild(
             (
@@ -165,18 +164,13 @@ class KioskService:
         self._housekeeping = threading.Thread(target=self._housekeep, name="kiosk-housekeeping", daemon=True)
         self._housekeeping.start()
         if self._start_sync and self.enrolment is not None:
-            self._start_sync_agent()
+            self._start_sync_agent(self.enrolment)
         logger.info("kiosk service started (simulate=%s, key from %s)", self.config.simulate, self.key_source)
 
-    def _start_sync_agent(self) -> None:
-        """The sync agent lives in ``kiosk.sync`` (another engineer's module); import it lazily."""
+    def _start_sync_agent(self, enrolment: Enrolment) -> None:
+        """Upload and heartbeat threads (:mod:`kiosk.sync`); a failure to start keeps taps in the outbox."""
         try:
-            sync = importlib.import_module("kiosk.sync")
-        except ImportError:
-            logger.warning("kiosk.sync not available; running without upload / 未安装同步模块,暂不上传")
-            return
-        try:
-            self.sync_agent = sync.SyncAgent(self, self.enrolment)
+            self.sync_agent = SyncAgent(self, enrolment)
             self.sync_agent.start()
         except Exception:
             logger.exception("sync agent failed to start; taps stay in the outbox")
@@ -282,8 +276,9 @@ class KioskService:
 
     def _install_config(self, new_config: KioskConfig) -> None:
         """Swap in a pushed config and what derives from it (``ConfigPush`` holds the lock)."""
-        self.config = new_config
-        self.staff_hashes = staff_hashes_for(new_config, self.credential_key)
+        live = self.context.live
+        live.config = new_config
+        live.staff_hashes = staff_hashes_for(new_config, self.credential_key)
         self.pin_guard.policy = PinPolicy(
             max_failures=new_config.pin_max_failures, lockout_s=new_config.pin_lockout_s
         )
@@ -311,7 +306,8 @@ class KioskService:
 
     def set_clock_offset(self, offset_ms: int) -> None:
         """Set by the sync agent after each exchange; stamped on every new event."""
-        self.clock_offset_ms = int(offset_ms)
+        with self._lock:
+            self.context.live.clock_offset_ms = int(offset_ms)
 
     def update_sync_status(self, **fields: Any) -> None:
         """The sync agent reports online/offline, last sync time etc.; the idle screen shows it."""
@@ -333,7 +329,7 @@ class KioskService:
             raise SimulationError(f"no simulated reader for {kind!r} / 没有可用的模拟读卡器")
         if read_id is not None:
             self.feed.expect(read_id)
-        reader.inject(kind, value, read_id=read_id)  # type: ignore[attr-defined]
+        reader.inject(kind, value, read_id=read_id)
         return reader.reader_id
 
     def wait_read(self, read_id: str, timeout: float) -> TapOutcome | None:
@@ -369,7 +365,7 @@ class KioskService:
                 "last_sync": self.sync_status.get("last_sync"),
                 "simulate": self.config.simulate,
                 "config_version": self.applied_config_version,
-                "server_time": self._clock().isoformat(),
+                "server_time": self.clock().isoformat(),
             }
 
     def health(self) -> dict[str, Any]:
@@ -397,16 +393,3 @@ class KioskService:
             "software_version": software_version(),
             "uptime_s": round(time.monotonic() - self._started_mono, 1),
         }
-
-
-__all__ = [
-    "HOUSEKEEPING_PERIOD_S",
-    "MAINTENANCE_IDLE_S",
-    "QR_UNAUTHENTICATED",
-    "STAFF_MEMBER_NO",
-    "KioskService",
-    "SimulationError",
-    "Subscriber",
-    "TapOutcome",
-    "pin_credential_hash",
-]

@@ -5,24 +5,19 @@ maintenance, falling back to idle after 10 idle minutes) that the read path must
 checks anyone in, and it carries the one staff decision the kiosk records — a card binding — with the
 same commit-before-confirm rule as a tap. Keeping it apart from the check-in path keeps both readable.
 
-The mode is guarded by the service's lock (passed in), because a read checks "am I capturing a card
+The mode is guarded by the service's lock (``KioskContext.lock``), because a read checks "am I capturing a card
 for binding?" and the service's ``state()`` reads the mode under that same lock.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from kiosk.config import KioskConfig
-from kiosk.outbox import Outbox
-from kiosk.outcome_feed import OutcomeFeed
+from kiosk.context import KioskContext
 from kiosk.outcomes import OutcomeKind, TapOutcome
-from kiosk.roster import Roster
 from protocol.hashing import credential_hash
 
 logger = logging.getLogger(__name__)
@@ -32,9 +27,9 @@ audit = logging.getLogger("kiosk.audit")
 MAINTENANCE_IDLE_S = 600.0
 
 
-def staff_hashes_for(config: KioskConfig, credential_key: bytes) -> set[str]:
+def staff_hashes_for(config: KioskConfig, credential_key: bytes) -> frozenset[str]:
     """Credential hashes that open maintenance mode: configured hashes plus hashed raw demo cards."""
-    return set(config.staff_card_hashes) | {
+    return frozenset(config.staff_card_hashes) | {
         credential_hash(credential_key, "card", uid) for uid in config.staff_cards
     }
 
@@ -42,22 +37,12 @@ def staff_hashes_for(config: KioskConfig, credential_key: bytes) -> set[str]:
 class StaffMode:
     """``idle | maintenance | binding``, the captured card, and the binding it becomes."""
 
-    def __init__(
-        self,
-        *,
-        lock: threading.RLock,
-        roster: Roster,
-        outbox: Outbox,
-        feed: OutcomeFeed,
-        clock: Callable[[], dt.datetime],
-        config: Callable[[], KioskConfig],
-    ) -> None:
-        self._lock = lock
-        self._roster = roster
-        self._outbox = outbox
-        self._feed = feed
-        self._clock = clock
-        self._config = config
+    def __init__(self, context: KioskContext) -> None:
+        self._ctx = context
+        self._lock = context.lock
+        self._roster = context.roster
+        self._outbox = context.outbox
+        self._feed = context.feed
         self.mode = "idle"  # idle | maintenance | binding
         self._mode_until = 0.0
         self._binding_credential: tuple[str, str] | None = None  # (kind, hash)
@@ -137,8 +122,8 @@ class StaffMode:
                 credential_kind=kind,
                 credential_hash=chash,
                 member_id=member_id,
-                device_time=self._clock(),
-                device_tz=self._config().timezone,
+                device_time=self._ctx.clock(),
+                device_tz=self._ctx.live.config.timezone,
                 staff_ref=staff_ref,
             )
             self._roster.add_local_binding(chash, kind, member)
@@ -156,6 +141,3 @@ class StaffMode:
                 recorded=True,
             )
         )
-
-
-__all__ = ["MAINTENANCE_IDLE_S", "StaffMode", "staff_hashes_for"]

@@ -8,7 +8,8 @@ which makes the whole path exactly-once. A row is marked acknowledged only for i
 on the way back (proxy cut, server killed after commit) costs one re-upload, never a tap.
 
 The thread is :class:`Uploader`; :class:`SyncAgent` is what the kiosk service starts — it wires the
-client, the clock offset, the uploader and the heartbeat agent (:mod:`kiosk.heartbeat`) to the service.
+client, the clock offset, the uploader and the heartbeat agent (:mod:`kiosk.heartbeat`) to the service,
+which it knows only as a :class:`SyncService` (the members it uses, nothing more).
 
 Pace: a full batch is followed at once by the next (a kiosk back after a week offline catches up at full
 speed); a short batch means the outbox is drained and the agent sleeps until :meth:`Uploader.wake`
@@ -30,11 +31,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from kiosk.client import OFFSET_FILE, ClientError, ClockOffset, KioskClient, ServerError, backoff_delay
-from kiosk.config import sync_pacing_from_env
-from kiosk.outbox import Outbox
+from kiosk.config import Enrolment, KioskConfig, sync_pacing_from_env
+from kiosk.heartbeat import HeartbeatAgent, HeartbeatService
+from kiosk.outbox import Outbox, StoredBinding
+from kiosk.outcome_feed import Subscriber
 from kiosk.roster import Roster
 
 logger = logging.getLogger(__name__)
@@ -237,7 +240,9 @@ class Uploader:
         self._settle_rejected_bindings(answer.get("rejected", []), sent)
         return n
 
-    def _settle_rejected_bindings(self, rejected: list[dict[str, Any]], sent: dict[str, Any]) -> None:
+    def _settle_rejected_bindings(
+        self, rejected: list[dict[str, Any]], sent: dict[str, StoredBinding]
+    ) -> None:
         """A refusal is final: stop re-sending, stop honouring the card locally, tell staff through health."""
         for item in rejected:
             binding = sent.get(str(item.get("id")))
@@ -261,13 +266,30 @@ class Uploader:
         return self.status.uploaded - before
 
 
-def _device_clock(service: Any) -> Callable[[], float]:
-    """The service's (injectable) wall clock as Unix seconds: offsets must be measured against the very
-    clock that stamps ``device_time``, or a kiosk with a skewed clock would be corrected wrongly."""
-    clock = getattr(service, "clock", None) or getattr(service, "_clock", None)
-    if clock is None:
-        return time.time
-    return lambda: clock().timestamp()
+@runtime_checkable
+class SyncService(HeartbeatService, Protocol):
+    """Exactly what :class:`SyncAgent` uses of :class:`kiosk.service.KioskService`: the heartbeat agent's
+    members (:class:`~kiosk.heartbeat.HeartbeatService`, the agent hands the service on to it) and these.
+
+    Why a protocol: the agent depends on this, not on the service class, so a test can run the agent
+    against a minimal double implementing only these members (``tests/integration/sync/
+    test_agent_interface.py``), which proves it needs nothing more.
+    """
+
+    @property
+    def config(self) -> KioskConfig: ...
+
+    @property
+    def clock(self) -> Callable[[], dt.datetime]:
+        """The service's (injectable) wall clock: offsets are measured against the very clock that
+        stamps ``device_time``, or a kiosk with a skewed clock would be corrected wrongly."""
+        ...
+
+    def set_clock_offset(self, offset_ms: int) -> None: ...
+
+    def update_sync_status(self, **fields: Any) -> None: ...
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]: ...
 
 
 class SyncAgent:
@@ -280,16 +302,15 @@ class SyncAgent:
     pushed with ``update_sync_status`` for the idle screen.
     """
 
-    def __init__(self, service: Any, enrolment: Any, **options: Any) -> None:
-        from kiosk.heartbeat import HeartbeatAgent
-
+    def __init__(self, service: SyncService, enrolment: Enrolment, **options: Any) -> None:
         options = {**sync_pacing_from_env(), **options}  # operators and fault tests tune pacing without code
 
         self.service = service
         self.enrolment = enrolment
         state_dir = service.config.state_dir
+        device_clock = service.clock
         self.offset = ClockOffset(
-            state_dir / OFFSET_FILE, clock=_device_clock(service), on_change=self._offset_changed
+            state_dir / OFFSET_FILE, clock=lambda: device_clock().timestamp(), on_change=self._offset_changed
         )
         base_url = enrolment.server_url or service.config.server_url
         self.client = KioskClient(
@@ -309,23 +330,18 @@ class SyncAgent:
             service,
             self.client,
             state_dir,
-            interval_s=float(options.get("heartbeat_s", getattr(enrolment, "heartbeat_interval_s", 30))),
+            interval_s=float(options.get("heartbeat_s", enrolment.heartbeat_interval_s)),
         )
         if self.offset.offset_ms is not None:
             self._offset_changed(self.offset.offset_ms)  # the last known offset survives a restart
         self._unsubscribe: Callable[[], None] | None = None
 
     def _offset_changed(self, offset_ms: int) -> None:
-        setter = getattr(self.service, "set_clock_offset", None)
-        if setter is not None:
-            setter(offset_ms)
+        self.service.set_clock_offset(offset_ms)
 
     def _report(self, status: SyncStatus) -> None:
-        update = getattr(self.service, "update_sync_status", None)
-        if update is None:
-            return
         last = status.last_success_at
-        update(
+        self.service.update_sync_status(
             online=status.failures == 0 and last is not None,
             last_sync=None if last is None else dt.datetime.fromtimestamp(last, dt.UTC).isoformat(),
             uploaded=status.uploaded,
@@ -340,9 +356,8 @@ class SyncAgent:
             self.uploader.wake()
 
     def start(self) -> None:
-        subscribe = getattr(self.service, "subscribe", None)
-        if subscribe is not None and self._unsubscribe is None:
-            self._unsubscribe = subscribe(self._on_service_event)
+        if self._unsubscribe is None:
+            self._unsubscribe = self.service.subscribe(self._on_service_event)
         self.uploader.start()
         self.heartbeat.start()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
 import sqlite3
 import stat
 import time
@@ -24,36 +25,26 @@ from kiosk.sync import Uploader
 from protocol.chain import verify_chain
 from protocol.hashing import credential_hash
 from tests.factories import TEST_CREDENTIAL_KEY
+from tests.integration.kiosk.conftest import make_config
 
 from .conftest import LiveServer, enrol_token, seed_centre, server_events
+from .service_double import Calls, ProtocolOnlyService
 
 
-class StubService:
-    """Named test double for :class:`kiosk.service.KioskService`: just the parts the heartbeat agent uses
-    (outbox, roster, health, handle_command), so these tests do not depend on readers."""
+def _double(state: Path) -> tuple[ProtocolOnlyService, Calls]:
+    """The kiosk-service double the heartbeat agent runs against (only the agents' protocol members)."""
+    calls: Calls = queue.Queue()
+    return ProtocolOnlyService(make_config(state), calls), calls
 
-    def __init__(self, state: Path) -> None:
-        self.outbox = Outbox(state / "outbox.sqlite3")
-        self.roster = Roster(state / "roster.sqlite3")
-        self.commands: list[tuple[str, dict[str, Any]]] = []
-        self.locked = False
 
-    def health(self) -> dict[str, Any]:
-        return {
-            "readers": [{"reader_id": "sim", "driver": "simulated", "state": "ready", "reads": 3}],
-            "locked": self.locked,
-            "software_version": "test",
-            "uptime_s": 1.0,
-        }
-
-    def handle_command(self, name: str, args: dict[str, Any]) -> tuple[bool, str] | None:
-        self.commands.append((name, args))
-        if name == "lock_screen":
-            self.locked = True
-            return True, "locked"
-        if name == "show_message":
-            return True, "shown"
-        return None
+def _commands_run(calls: Calls) -> list[str]:
+    """Names of the commands the agent handed to the service since the last look."""
+    seen = []
+    while not calls.empty():
+        kind, args = calls.get_nowait()
+        if kind == "handle_command":
+            seen.append(args[0])
+    return seen
 
 
 def _enrolled(live: LiveServer, db_url: str, tmp_path: Path, **kw: Any) -> tuple[KioskClient, Any]:
@@ -129,7 +120,7 @@ def test_a_wrong_kiosk_clock_is_measured_corrected_and_stamped(
     skew_s = 3 * 3600 + 17
     device_clock = lambda: time.time() + skew_s  # noqa: E731 - the kiosk's wrong wall clock
     client, seeded = _enrolled(live_server, db_url, tmp_path, clock=device_clock)
-    service = StubService(tmp_path / "svc")
+    service, _ = _double(tmp_path / "svc")
     agent = HeartbeatAgent(service, client, tmp_path / "state")
     agent.beat()  # refused once with clock_skew (the server's time in the error), corrected, retried
     measured = client.offset.current_ms()
@@ -160,18 +151,18 @@ def test_heartbeat_applies_roster_runs_commands_once_and_reports_results(
             session.add(KioskCommand(kiosk_id=kiosk.id, name=name, args=args))
         session.commit()
 
-    service = StubService(tmp_path / "svc")
+    service, calls = _double(tmp_path / "svc")
     agent = HeartbeatAgent(service, client, tmp_path / "state")
     agent.beat()
     for uid, member_id in zip(seeded.cards, seeded.members, strict=True):
         found = service.roster.lookup(credential_hash(TEST_CREDENTIAL_KEY, "card", uid))
         assert found is not None and found.member_id == member_id and "*" in found.masked_name
-    assert [c[0] for c in service.commands] == ["lock_screen", "show_message"]
+    assert _commands_run(calls) == ["lock_screen", "show_message"]
     assert len(agent.pending_results) == 3
 
     agent.beat()  # carries the results; the server marks the commands finished
     agent.beat()
-    assert [c[0] for c in service.commands] == ["lock_screen", "show_message"]  # never run twice
+    assert _commands_run(calls) == []  # never run twice
     assert agent.pending_results == []
     with Session(engine) as session:
         status = {c.name: c.status for c in session.scalars(select(KioskCommand))}
