@@ -180,6 +180,10 @@ def _check(world: World, db: Any) -> int:
     rows = db.scalars(select(ServiceSession).where(ServiceSession.source == "kiosk")).all()
     by_in = {str(s.check_in_event_id): s for s in rows}
     by_out = {str(s.check_out_event_id): s for s in rows if s.check_out_event_id is not None}
+    roles = {
+        **{str(s.check_in_event_id): "in" for s in rows},
+        **{str(s.check_out_event_id): "out" for s in rows if s.check_out_event_id is not None},
+    }
     informed = 0
     for t in world.taps:
         if t.event_id in by_in:
@@ -194,8 +198,20 @@ def _check(world: World, db: Any) -> int:
             informed += 1
             assert said == role, f"tap {t.n} at kiosk {t.kiosk}: screen said {said}, server recorded {role}"
             if role == "out":
-                assert session is not None
-                assert (session.status, session.credited_minutes) == ("closed", t.minutes), t
+                assert session is not None and session.ended_at is not None
+                span = (session.ended_at - session.started_at) // dt.timedelta(minutes=1)
+                assert span == t.minutes, t
+                # The minutes are credited, unless an earlier tap of this member was decided before its
+                # kiosk could know (uninformed) and its screen disagreed: that tap sends the session it
+                # fell into to review, and the credit waits for staff.
+                earlier_doubt = any(
+                    not u.informed and u.member == t.member and SCREEN_ROLE[u.kind] != roles.get(u.event_id, "duplicate")
+                    for u in world.taps[: world.taps.index(t)]
+                )
+                if earlier_doubt and session.status == "needs_review":
+                    assert (session.reason or "").startswith("screen_"), (t, session.reason)
+                else:
+                    assert (session.status, session.credited_minutes) == ("closed", t.minutes), t
             if t.elsewhere is not None:
                 cut = [s for s in rows if s.ended_at is not None and s.reason == "open_elsewhere"]
                 assert any(s.member_id == session.member_id for s in cut if session is not None), t
