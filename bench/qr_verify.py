@@ -2,7 +2,7 @@
 
 Run: ``python -m bench.qr_verify``. Progress on stderr; the last stdout line is JSON. The baseline is the
 cost floor of the same check (one Ed25519 verify over the same message), so the ratio shows what token
-parsing and window checks add. Target (issue 7): >= 5,000 verifications/s.
+parsing and window checks add. Target: >= 5,000 verifications/s.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Which members: those reporting to the kiosk's community plus the members of unit
 mask_name`), so an unmasked name never leaves the server for a kiosk.
 
 Which credentials: card, ID card, static badge QR (sent as kind ``qr``) and PIN. Rotating phone QR codes
-are not in the roster — they are verified by signature (issue 7). **PIN verifiers are included**: a
+are not in the roster — they are verified by signature. **PIN verifiers are included**: a
 ``pin`` credential's ``value_hash`` is :func:`protocol.hashing.pin_verifier` (PBKDF2 of the PIN, salted
 per member with the credential key), never the argon2 hash the web app keeps in ``members.pin_hash``.
 Without it a member who forgot the card could not check in while the kiosk is offline; with it, whoever
@@ -15,7 +15,7 @@ written out in ``pin_verifier``'s docstring, and PIN taps carry low trust.
 Presence (protocol 2): the heartbeat view adds which roster members have a session open where
 (:mod:`server.presence`) for kiosks that read it.
 
-QR material (issue 7): every delta carries the complete set of published QR public keys and revoked
+QR material: every delta carries the complete set of published QR public keys and revoked
 badge serials (:func:`server.qr.roster.qr_roster_material`), so a kiosk verifies codes offline with
 what the server publishes now.
 
@@ -145,7 +145,7 @@ def _entry(row: Any) -> RosterEntry:
 
 
 def _qr_fields(db: Session, now: datetime) -> dict[str, Any]:
-    """QR public keys and revoked badge serials (issue 7), complete sets on every page.
+    """QR public keys and revoked badge serials, complete sets on every page.
 
     Always sent rather than only when changed: the server keeps no per-kiosk copy to compare with, the
     sets are small (a few keys, revoked badges of published keys only), and a kiosk that lost its QR

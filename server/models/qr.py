@@ -1,4 +1,4 @@
-"""QR credentials (issue 7): signing keys, printed badges, token uses (replay detection), one-time links.
+"""QR credentials: signing keys, printed badges, token uses (replay detection), one-time links.
 
 Why these tables: the *private* half of a signing key must stay on the server (kiosks get only public keys
 through the roster), so it is stored here, encrypted at rest with a key derived from the server secret

@@ -1,4 +1,4 @@
-"""QR credentials on the server (issue 7): signing keys, badges, roster material, replay detection, and
+"""QR credentials on the server: signing keys, badges, roster material, replay detection, and
 the member's phone page under ``/m/``.
 
 Entry points for other parts of the server:

@@ -1,4 +1,4 @@
-"""``baodao admin qr …``: the issue 7 admin functions from a shell (keys, badges, one-time login links).
+"""``baodao admin qr …``: the QR administration commands from a shell (keys, badges, one-time login links).
 
 Thin wrappers over :mod:`server.qr.keys`, :mod:`server.qr.badges` and :mod:`server.qr.login`: each command
 opens the configured database (``BAODAO_DATABASE_URL``), does one thing in one transaction, writes an

@@ -1,4 +1,4 @@
-"""The staff web app: server-rendered pages for review, members and administration (issue 6).
+"""The staff web app: server-rendered pages for review, members and administration.
 
 ``register(app)`` (called by ``server.create_app``) configures the session cookie, registers one blueprint
 per feature, and installs the hooks every ``web_*`` blueprint relies on: load the signed-in user, require

@@ -1,6 +1,6 @@
 """Printable member badges: one A4 sheet per unit (multi-page PDF, or one page as PNG) with a QR code each.
 
-The QR text is issue 7's signed badge token (``server.qr.badges``): ``badge_token`` reprints an existing
+The QR text is the signed badge token (``server.qr.badges``): ``badge_token`` reprints an existing
 badge, ``issue_badge`` makes one for a member who has none (a separate, audited POST — printing never
 creates credentials behind anyone's back). Sheets are drawn with Pillow: names need a CJK font, so we use
 Debian's ``fonts-noto-cjk`` (Noto Sans CJK SC) and fall back to Pillow's default font with a warning if it

@@ -86,7 +86,7 @@ def bind_card(s: Session, member: Member, uid: str, *, reason: str | None = None
 
 
 def revoke_credential(s: Session, member: Member, row: Credential, reason: str) -> None:
-    """Mark a credential revoked (kept as history). Badges go through issue 7's ``revoke_badge``."""
+    """Mark a credential revoked (kept as history). Badges go through ``server.qr.badges.revoke_badge``."""
     if row.status == "revoked":
         raise CardError(t("cards.already_revoked"))
     before = audit.snapshot(row, CREDENTIAL_FIELDS)

@@ -1,5 +1,5 @@
 """Cards: bind, revoke with reason, replace, history; UIDs stored only as keyed hashes. Badge sheets: a PDF
-and a PNG per unit whose QR codes decode (zxing-cpp) to issue 7's signed badge tokens."""
+and a PNG per unit whose QR codes decode (zxing-cpp) to the signed badge tokens."""
 
 from __future__ import annotations
 

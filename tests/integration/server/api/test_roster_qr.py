@@ -1,4 +1,4 @@
-"""The heartbeat's roster delta carries the QR public keys and the revoked badge serials (issue 7)."""
+"""The heartbeat's roster delta carries the QR public keys and the revoked badge serials."""
 
 from __future__ import annotations
 
