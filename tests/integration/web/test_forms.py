@@ -335,7 +335,7 @@ def test_fleet_forms_say_what_is_wrong_without_parser_text(client, world) -> Non
     with client.session_transaction() as sess:
         sess["locale"] = "en"
     listed = client.post(f"{url}/config", data={"body": "[1, 2]", "csrf_token": token}, follow_redirects=True)
-    assert 'The config must be a JSON object, e.g. {"debounce_seconds": 30}.' in unescape(
+    assert "The config must be a JSON object (key–value pairs in braces)." in unescape(
         listed.get_data(as_text=True)
     )
     command = client.post(
