@@ -67,7 +67,9 @@ STRUCTURED_KEYS = ("driver", "match", "setup_commands", "options")
 
 
 @dataclass(frozen=True)
-class ProfileIssue:
+class FileIssue:
+    """One problem of a checked file (a reader profile, a kiosk configuration), as ``file:line: message``."""
+
     file: str
     line: int  # 1-based; 0 when the problem is the file itself
     message: str
@@ -93,10 +95,10 @@ class Loc:
 class _Checker:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.issues: list[ProfileIssue] = []
+        self.issues: list[FileIssue] = []
 
     def add(self, line: int, message: str) -> None:
-        self.issues.append(ProfileIssue(self.file, line, message))
+        self.issues.append(FileIssue(self.file, line, message))
 
     def from_node(self, node: yaml.Node, constructor: yaml.constructor.SafeConstructor) -> Loc:
         line = node.start_mark.line + 1
@@ -261,30 +263,30 @@ def _scalar(loc: Loc | None) -> object:
 
 def validate_profile_text(
     text: str, file: str = "<profile>", name: str | None = None
-) -> tuple[ReaderProfile | None, list[ProfileIssue]]:
+) -> tuple[ReaderProfile | None, list[FileIssue]]:
     """Validate one profile's YAML text; returns (profile, issues). ``profile`` is None unless issues is empty."""
     c = _Checker(file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is None:
-            return None, [ProfileIssue(file, 1, "empty file / 文件为空")]
+            return None, [FileIssue(file, 1, "empty file / 文件为空")]
         root = c.from_node(node, yaml.SafeLoader(""))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
-        return None, [ProfileIssue(file, line, f"YAML syntax error: {exc.problem} / YAML 语法错误")]
+        return None, [FileIssue(file, line, f"YAML syntax error: {exc.problem} / YAML 语法错误")]
     except yaml.YAMLError as exc:
-        return None, [ProfileIssue(file, 0, f"YAML error: {exc} / YAML 错误")]
+        return None, [FileIssue(file, 0, f"YAML error: {exc} / YAML 错误")]
     profile = _check(c, root, name or Path(file).stem, discover())
     return (profile, []) if profile is not None and not c.issues else (None, c.issues)
 
 
-def validate_profile_file(path: str | Path) -> tuple[ReaderProfile | None, list[ProfileIssue]]:
+def validate_profile_file(path: str | Path) -> tuple[ReaderProfile | None, list[FileIssue]]:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [ProfileIssue(str(p), 0, f"cannot read file: {exc} / 无法读取文件")]
+        return None, [FileIssue(str(p), 0, f"cannot read file: {exc} / 无法读取文件")]
     return validate_profile_text(text, str(p), p.stem)
 
 

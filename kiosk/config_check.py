@@ -18,12 +18,11 @@ import copy
 import logging
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hardware.profiles import ProfileError
-from hardware.schema import load_profile
+from hardware.schema import FileIssue, load_profile
 from kiosk.config import ConfigError, config_from_mapping
 
 logger = logging.getLogger(__name__)
@@ -31,16 +30,6 @@ logger = logging.getLogger(__name__)
 Path_ = tuple[str | int, ...]
 _NO_DEFAULT = object()
 _MAX_PASSES = 50
-
-
-@dataclass(frozen=True)
-class ConfigIssue:
-    file: str
-    line: int  # 1-based; 0 when the problem is the file itself
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
 
 
 def dotted(path: Path_) -> str:
@@ -234,22 +223,22 @@ def _walk(data: Any, path: Path_ = ()) -> list[Path_]:
     return out
 
 
-def check_config_text(text: str, file: str, base_dir: Path | None = None) -> list[ConfigIssue]:
+def check_config_text(text: str, file: str, base_dir: Path | None = None) -> list[FileIssue]:
     """Every problem in one kiosk configuration file (TOML), as ``file:line`` issues."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"\(at line (\d+), column \d+\)", str(exc))
         what = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
-        return [ConfigIssue(file, int(m.group(1)) if m else 0, f"not valid TOML: {what} / 不是有效的 TOML")]
+        return [FileIssue(file, int(m.group(1)) if m else 0, f"not valid TOML: {what} / 不是有效的 TOML")]
     lines = key_lines(text)
-    issues: list[ConfigIssue] = []
+    issues: list[FileIssue] = []
 
     reported: set[Path_] = set()
 
     def add(path: Path_, message: str) -> None:
         reported.add(path)
-        issues.append(ConfigIssue(file, line_of(lines, path), message))
+        issues.append(FileIssue(file, line_of(lines, path), message))
 
     work = copy.deepcopy(data)
     reads = _Reads()
@@ -271,7 +260,7 @@ def check_config_text(text: str, file: str, base_dir: Path | None = None) -> lis
             continue
         culprit = _culprit(work, reads.order, str(failed), base_dir)
         if culprit is None or culprit in reported:
-            issues.append(ConfigIssue(file, 0, str(failed)))
+            issues.append(FileIssue(file, 0, str(failed)))
             break
         _found, value = _lookup(work, culprit)
         name = dotted(culprit)
@@ -314,10 +303,10 @@ def check_config_text(text: str, file: str, base_dir: Path | None = None) -> lis
     return issues
 
 
-def check_config_file(path: str | Path) -> list[ConfigIssue]:
+def check_config_file(path: str | Path) -> list[FileIssue]:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return [ConfigIssue(str(p), 0, f"cannot read file: {exc} / 无法读取文件")]
+        return [FileIssue(str(p), 0, f"cannot read file: {exc} / 无法读取文件")]
     return check_config_text(text, str(p), p.resolve().parent)
