@@ -205,7 +205,9 @@ def _check(world: World, db: Any) -> int:
                 # kiosk could know (uninformed) and its screen disagreed: that tap sends the session it
                 # fell into to review, and the credit waits for staff.
                 earlier_doubt = any(
-                    not u.informed and u.member == t.member and SCREEN_ROLE[u.kind] != roles.get(u.event_id, "duplicate")
+                    not u.informed
+                    and u.member == t.member
+                    and SCREEN_ROLE[u.kind] != roles.get(u.event_id, "duplicate")
                     for u in world.taps[: world.taps.index(t)]
                 )
                 if earlier_doubt and session.status == "needs_review":
