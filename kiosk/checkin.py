@@ -26,7 +26,7 @@ import datetime as dt
 import enum
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from protocol.messages import Presence
 from protocol.sessionrules import (
@@ -70,6 +70,10 @@ class MemberState:
 
     open: OpenSession | None
     last_toggle: dt.datetime | None
+    #: The open session holds a tap of this kiosk whose screen the server did not record as it was shown
+    #: (decided before the kiosk could know, e.g. a check-in the server counts as a duplicate): that
+    #: session goes to staff review, so its check-out must not show minutes as if they were credited.
+    doubted: bool = False
 
     @property
     def open_here(self) -> bool:
@@ -84,6 +88,7 @@ class Verdict:
     previous: Decision | None = None  # DUPLICATE: what the member was already (IN → "already checked in")
     reason: str | None = None  # recorded with the tap: why refused, or what the screen showed
     elsewhere: str | None = None  # IN: the name of the centre whose open session goes to staff review
+    review: bool = False  # OUT: the session goes to staff review, so no minutes are shown
     after: MemberState | None = None  # the member's state after this tap (None: unchanged)
 
 
@@ -116,6 +121,8 @@ def decide(
     after = MemberState(result.open, now)
     if result.role is Role.OUT:
         assert result.ended is not None
+        if state is not None and state.doubted:
+            return Verdict(Decision.OUT, member_id, reason=Shown(Role.OUT).reason(), review=True, after=after)
         minutes = result.ended.credited_minutes
         return Verdict(
             Decision.OUT,
@@ -161,7 +168,8 @@ class _Presence:
 @dataclass(slots=True)
 class _Member:
     local: MemberState | None = None  # from this kiosk's own taps only
-    own: list[dt.datetime] = field(default_factory=list)  # own session-forming taps since start
+    #: own session-forming taps since start: (time, whether the screen showed a check-in or check-out)
+    own: list[tuple[dt.datetime, bool]] = field(default_factory=list)
 
 
 class MemberStates:
@@ -187,7 +195,13 @@ class MemberStates:
         state = view.state if view is not None else None
         own = mine.own if mine else []
         rules = rules or CentreRules()
-        for at in own:
+        if view is not None and state is not None and state.open_here and state.open is not None:
+            started = state.open.started_at
+            # The server's session here runs unbroken from ``started`` to its last tap, so any own tap in
+            # between that this kiosk showed as a check-in or check-out is one the server did not record so.
+            if any(toggled and started < at <= view.last_tap_at for at, toggled in own):
+                state = replace(state, doubted=True)
+        for at, _toggled in own:
             if view is not None and at <= view.last_tap_at:
                 continue
             result = step(
@@ -211,10 +225,10 @@ class MemberStates:
         if member_id is None or verdict.decision not in (Decision.IN, Decision.OUT, Decision.DUPLICATE):
             return
         mine = self._members.setdefault(member_id, _Member())
-        mine.own.append(at)
+        mine.own.append((at, verdict.decision is not Decision.DUPLICATE))
         horizon = at - dt.timedelta(days=2)
-        if mine.own[0] < horizon:
-            mine.own = [t for t in mine.own if t >= horizon]
+        if mine.own[0][0] < horizon:
+            mine.own = [own for own in mine.own if own[0] >= horizon]
         if verdict.after is not None:
             mine.local = verdict.after
 

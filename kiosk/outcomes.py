@@ -23,6 +23,7 @@ class OutcomeKind(enum.StrEnum):
     IN = "in"
     IN_ELSEWHERE = "in_elsewhere"  # checked in here; the session still open at another centre goes to review
     OUT = "out"
+    OUT_REVIEW = "out_review"  # checked out; the session goes to staff review, so no minutes are shown
     DUPLICATE = "duplicate"
     UNKNOWN = "unknown"
     REVOKED = "revoked"
@@ -41,6 +42,7 @@ COLOURS: dict[OutcomeKind, str] = {
     OutcomeKind.IN: "green",
     OutcomeKind.OUT: "green",
     OutcomeKind.IN_ELSEWHERE: "amber",
+    OutcomeKind.OUT_REVIEW: "amber",
     OutcomeKind.DUPLICATE: "amber",
     OutcomeKind.UNKNOWN: "amber",  # recorded for staff to confirm: a warning, not a failure
     OutcomeKind.STAFF: "blue",

@@ -131,6 +131,8 @@ class TapRecorder:
         kind = OutcomeKind(verdict.decision.value)
         if verdict.elsewhere is not None:
             kind = OutcomeKind.IN_ELSEWHERE
+        elif verdict.review:
+            kind = OutcomeKind.OUT_REVIEW
         return self._feed.new_outcome(
             kind,
             reader_id=reader_id,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -161,6 +161,7 @@ SCREEN_ROLE = {
     OutcomeKind.IN: "in",
     OutcomeKind.IN_ELSEWHERE: "in",
     OutcomeKind.OUT: "out",
+    OutcomeKind.OUT_REVIEW: "out",
     OutcomeKind.DUPLICATE: "duplicate",
 }
 
@@ -180,10 +181,6 @@ def _check(world: World, db: Any) -> int:
     rows = db.scalars(select(ServiceSession).where(ServiceSession.source == "kiosk")).all()
     by_in = {str(s.check_in_event_id): s for s in rows}
     by_out = {str(s.check_out_event_id): s for s in rows if s.check_out_event_id is not None}
-    roles = {
-        **{str(s.check_in_event_id): "in" for s in rows},
-        **{str(s.check_out_event_id): "out" for s in rows if s.check_out_event_id is not None},
-    }
     informed = 0
     for t in world.taps:
         if t.event_id in by_in:
@@ -193,25 +190,21 @@ def _check(world: World, db: Any) -> int:
         else:
             role, session = "duplicate", None
         said = SCREEN_ROLE[t.kind]
-        agrees = said == role and (role != "out" or session is None or session.credited_minutes == t.minutes)
+        agrees = said == role and (
+            role != "out"
+            or session is None
+            or (session.status == "needs_review" if t.kind is OutcomeKind.OUT_REVIEW else None)
+            or session.credited_minutes == t.minutes
+        )
         if t.informed:
             informed += 1
             assert said == role, f"tap {t.n} at kiosk {t.kiosk}: screen said {said}, server recorded {role}"
             if role == "out":
                 assert session is not None and session.ended_at is not None
-                span = (session.ended_at - session.started_at) // dt.timedelta(minutes=1)
-                assert span == t.minutes, t
-                # The minutes are credited, unless an earlier tap of this member was decided before its
-                # kiosk could know (uninformed) and its screen disagreed: that tap sends the session it
-                # fell into to review, and the credit waits for staff.
-                earlier_doubt = any(
-                    not u.informed
-                    and u.member == t.member
-                    and SCREEN_ROLE[u.kind] != roles.get(u.event_id, "duplicate")
-                    for u in world.taps[: world.taps.index(t)]
-                )
-                if earlier_doubt and session.status == "needs_review":
-                    assert (session.reason or "").startswith("screen_"), (t, session.reason)
+                if t.kind is OutcomeKind.OUT_REVIEW:
+                    # the kiosk knew an earlier screen of this session was not recorded as shown: it said
+                    # the session goes to review, and showed no minutes
+                    assert session.status == "needs_review", (t, session.status)
                 else:
                     assert (session.status, session.credited_minutes) == ("closed", t.minutes), t
             if t.elsewhere is not None:
@@ -231,6 +224,7 @@ def _check(world: World, db: Any) -> int:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=ops_strategy)
+@example(ops=[("tap", 1, 1, 1), ("tap", 0, 1, 1), ("sync_all", 0, 0, 0), ("tap", 0, 1, 61)])
 def test_what_the_screen_said_is_what_the_server_records(app, client, db_session, ops) -> None:
     total_s = sum(gap for kind, _k, _m, gap in ops if kind == "tap")
     # taps in the past (ingest flags times ahead of its clock), ending about now

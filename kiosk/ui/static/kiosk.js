@@ -150,6 +150,7 @@
   function headFor(o) {
     if (o.kind === "in" || o.kind === "out") return t(o.kind);
     if (o.kind === "in_elsewhere") return t("in");
+    if (o.kind === "out_review") return t("out");
     if (o.kind === "duplicate" || o.kind === "bound") return lang === "en" ? o.message_en : o.message_zh;
     if (o.kind === "pin_wrong" || o.kind === "invalid" || o.kind === "qr_refused") return lang === "en" ? o.message_en : o.message_zh;
     return t("see_staff");
@@ -180,7 +181,7 @@
     var primary = lang === "en" ? o.message_en : o.message_zh;
     var secondary = lang === "en" ? o.message_zh : o.message_en;
     $("confirm-msg").textContent = primary === headFor(o) ? secondary : primary;
-    $("confirm-sub").textContent = (o.kind === "in" || o.kind === "out" || o.kind === "in_elsewhere") ? t("at") + " " + localTime(o.at) : (primary === headFor(o) ? "" : secondary);
+    $("confirm-sub").textContent = (o.kind === "in" || o.kind === "out" || o.kind === "in_elsewhere" || o.kind === "out_review") ? t("at") + " " + localTime(o.at) : (primary === headFor(o) ? "" : secondary);
     c.hidden = false;
     var painted = false;
     requestAnimationFrame(function (ts) {

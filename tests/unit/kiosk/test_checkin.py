@@ -181,3 +181,30 @@ def test_sequence_matches_the_server_engine_roles():
         roles.append(verdict.decision.value)
         state = next_state(state, verdict)
     assert roles == ["in", "duplicate", "out", "duplicate", "in", "in"]
+
+
+def test_a_check_out_of_a_session_holding_an_unrecorded_screen_shows_no_minutes():
+    """Another kiosk at this centre opened the session at T0; this kiosk, not yet told, showed its own
+    tap at T0+S as a check-in, which the server records as a duplicate. Once the heartbeat says the
+    session runs from T0, the next check-out here says the session goes to review instead of minutes."""
+    states = MemberStates()
+    first = decide(member_id=7, revoked=False, locked=False, state=None, rules=DEFAULT, now=T0 + S)
+    assert first.decision is Decision.IN
+    states.record(7, T0 + S, first)
+    states.apply_presence(4, T0 + 2 * S, {7: ServerView(_in(T0), T0 + S)}, {})
+    state = states.get(7, DEFAULT)
+    assert state is not None and state.doubted
+    out = decide(member_id=7, revoked=False, locked=False, state=state, rules=DEFAULT, now=T0 + H)
+    assert out.decision is Decision.OUT and out.review and out.duration is None
+    assert out.reason == "shown:out"  # the server compares the role only: no minutes were shown
+
+
+def test_own_check_in_that_opened_the_servers_session_is_no_doubt():
+    states = MemberStates()
+    first = decide(member_id=7, revoked=False, locked=False, state=None, rules=DEFAULT, now=T0)
+    states.record(7, T0, first)
+    states.apply_presence(4, T0 + S, {7: ServerView(_in(T0), T0)}, {})
+    out = decide(
+        member_id=7, revoked=False, locked=False, state=states.get(7, DEFAULT), rules=DEFAULT, now=T0 + H
+    )
+    assert out.decision is Decision.OUT and not out.review and out.duration == H
