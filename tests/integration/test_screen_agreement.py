@@ -190,12 +190,12 @@ def _check(world: World, db: Any) -> int:
         else:
             role, session = "duplicate", None
         said = SCREEN_ROLE[t.kind]
-        agrees = said == role and (
-            role != "out"
-            or session is None
-            or (session.status == "needs_review" if t.kind is OutcomeKind.OUT_REVIEW else None)
-            or session.credited_minutes == t.minutes
-        )
+        if role != "out" or session is None:
+            agrees = said == role
+        elif t.kind is OutcomeKind.OUT_REVIEW:  # the screen said the session goes to review
+            agrees = session.status == "needs_review"
+        else:
+            agrees = said == role and session.credited_minutes == t.minutes
         if t.informed:
             informed += 1
             assert said == role, f"tap {t.n} at kiosk {t.kiosk}: screen said {said}, server recorded {role}"
